@@ -44,10 +44,23 @@ class Corpus:
         rows = self.rows
         missing = [c for c in ("id", "lang", "text") if c not in rows.columns]
         if missing:
-            raise DataError(f"corpus rows lack required column(s) {missing}", path=self.source or None)
+            raise DataError(
+                f"corpus rows lack required column(s) {missing}", path=self.source or None
+            )
         rows = rows.copy()
+        for c in ("id", "lang", "text"):
+            null = rows[c].isna().to_numpy()
+            if null.any():
+                # Checked before astype(str), which would turn None into the text "None".
+                raise DataError(
+                    f"missing {c} (null) in {int(null.sum())} row(s), first at row "
+                    f"{int(null.argmax())} (0-based)",
+                    path=self.source or self.name,
+                )
         if "lang_raw" not in rows.columns:
             rows["lang_raw"] = rows["lang"]
+        else:
+            rows["lang_raw"] = rows["lang_raw"].where(rows["lang_raw"].notna(), rows["lang"])
         for c in ("group", "label", "split"):
             if c not in rows.columns:
                 rows[c] = None
@@ -55,8 +68,10 @@ class Corpus:
         for c in ("id", "lang", "lang_raw", "text"):
             rows[c] = rows[c].astype(str)
         for c in ("group", "label", "split"):
-            rows[c] = rows[c].astype(object).where(rows[c].notna(), None)
-            rows[c] = rows[c].map(lambda v: None if v is None else str(v))
+            # object dtype with None for missing: pandas 3 would infer a str dtype holding NaN,
+            # which changes the fingerprint (NaN vs null) and breaks ``v is None`` checks.
+            vals = [None if pd.isna(v) else str(v) for v in rows[c].tolist()]
+            rows[c] = pd.Series(vals, index=rows.index, dtype=object)
         object.__setattr__(self, "rows", rows)
         self._validate()
 
@@ -121,6 +136,8 @@ class Corpus:
         and an unknown language raises a DataError listing the available ones.
         """
         rows = self.rows
+        if isinstance(langs, str):
+            langs = [langs]
         if langs is not None:
             avail = set(rows["lang"]) | set(rows["lang_raw"])
             unknown = [x for x in langs if x not in avail]

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from xalign.errors import ConfigError, DataError
+from xalign.metrics._knn import knn, select_backend
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def reference_knn(q: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full float64 score matrix, rank by (score desc, index asc)."""
+    s = q.astype(np.float64) @ keys.astype(np.float64).T
+    ids = np.broadcast_to(np.arange(keys.shape[0]), s.shape)
+    order = np.lexsort((ids, -s), axis=-1)[:, :k]
+    return np.take_along_axis(s, order, axis=1), order
+
+
+@pytest.fixture
+def random_data():
+    rng = np.random.default_rng(0)
+    return unit(rng.normal(size=(300, 32))), unit(rng.normal(size=(500, 32)))
+
+
+@pytest.fixture
+def tied_data():
+    """Duplicate keys (more copies than the first candidate pool) and duplicate queries."""
+    rng = np.random.default_rng(1)
+    keys = unit(rng.normal(size=(400, 24)))
+    keys[50:110] = keys[7]  # 61 identical keys: 7, 50..109
+    keys[300] = keys[299]
+    queries = unit(rng.normal(size=(120, 24)))
+    queries[:20] = keys[7]  # queries whose top 61 are an exact tie
+    queries[20:25] = keys[299]
+    queries[25:30] = unit(keys[7:8] + keys[299:300])  # ties inside and at the k boundary
+    return queries, keys
+
+
+# ------------------------------------------------------------------ backend choice
+
+
+def test_select_backend_explicit_and_invalid():
+    assert select_backend("numpy") == "numpy"
+    assert select_backend("faiss") == "faiss"
+    with pytest.raises(ConfigError, match="expected one of auto, numpy, faiss, faiss-gpu"):
+        select_backend("cuda")
+
+
+def test_select_backend_auto_follows_gpu_count(monkeypatch):
+    import faiss
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+    assert select_backend("auto") == "faiss"
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    assert select_backend("auto") == "faiss-gpu"
+    assert select_backend("faiss") == "faiss"  # explicit CPU stays CPU
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+    with pytest.raises(ConfigError, match="no GPU"):
+        select_backend("faiss-gpu")
+
+
+def test_missing_faiss_auto_falls_back_and_explicit_names_pip(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` raise ImportError
+    assert select_backend("auto") == "numpy"
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        select_backend("faiss")
+    with pytest.raises(ImportError, match="faiss-gpu"):
+        select_backend("faiss-gpu")
+    q = unit(np.eye(3))
+    _, i = knn(q, q, k=1)  # auto works without faiss
+    assert i[:, 0].tolist() == [0, 1, 2]
+
+
+# ------------------------------------------------------------------ exactness
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_matches_reference_on_random_data(random_data, backend, k):
+    q, keys = random_data
+    s, i = knn(q, keys, k=k, backend=backend)
+    rs, ri = reference_knn(q, keys, k)
+    assert s.dtype == np.float32 and i.dtype == np.int64 and s.shape == (300, k)
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_allclose(s, rs, atol=1e-6)
+    assert (np.diff(s, axis=1) <= 0).all()
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 61, 62, 70])
+def test_numpy_and_faiss_identical_on_ties(tied_data, k):
+    q, keys = tied_data
+    sn, inp = knn(q, keys, k=k, backend="numpy")
+    sf, inf = knn(q, keys, k=k, backend="faiss")
+    np.testing.assert_array_equal(inp, inf)
+    np.testing.assert_allclose(sn, sf, atol=1e-5)
+    rs, ri = reference_knn(q, keys, k)
+    np.testing.assert_allclose(sn, rs, atol=1e-6)
+    np.testing.assert_array_equal(inp, ri)
+    # queries equal to key 7: the exact tie among its 61 copies goes to the lowest indices
+    copies = [7, *range(50, 110)]
+    assert inp[0, : min(k, 61)].tolist() == copies[: min(k, 61)]
+
+
+def test_numpy_and_faiss_identical_on_random_data(random_data):
+    q, keys = random_data
+    sn, inp = knn(q, keys, k=10, backend="numpy")
+    sf, inf = knn(q, keys, k=10, backend="faiss")
+    np.testing.assert_array_equal(inp, inf)
+    np.testing.assert_allclose(sn, sf, atol=1e-5)
+
+
+def test_faiss_backend_is_canonical_on_exact_ties(tied_data):
+    import faiss
+
+    q, keys = tied_data
+    _, raw = faiss.knn(q[:1], keys, 3, metric=faiss.METRIC_INNER_PRODUCT)
+    _, ours = knn(q[:1], keys, k=3, backend="faiss")
+    assert ours[0].tolist() == [7, 50, 51]
+    # faiss alone may return any of the 61 tied copies; we only require ours to be canonical
+    assert set(raw[0].tolist()) <= {7, *range(50, 110)}
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 64])
+def test_blocked_path_equals_full_matmul(random_data, block_size):
+    q, keys = random_data
+    s, i = knn(q, keys, k=6, backend="numpy", block_size=block_size)
+    full = q @ keys.T  # one full float32 matmul, no blocking
+    order = np.argsort(-full, axis=1, kind="stable")[:, :6]
+    np.testing.assert_array_equal(i, order)
+    np.testing.assert_allclose(s, np.take_along_axis(full, order, axis=1), atol=1e-6)
+
+
+def test_k_equal_to_number_of_keys_returns_a_full_ranking():
+    keys = unit([[1, 0], [0, 1], [1, 1], [1, 0]])
+    s, i = knn(unit([[1, 0]]), keys, k=4, backend="numpy")
+    assert i[0].tolist() == [0, 3, 2, 1]
+    np.testing.assert_allclose(s[0], [1, 1, np.sqrt(0.5), 0], atol=1e-6)
+
+
+def test_inputs_are_not_modified_and_any_float_dtype_works(random_data):
+    q, keys = random_data
+    q64 = q.astype(np.float64) * 3.0
+    before = q64.copy()
+    _, i = knn(q64, keys, k=2, backend="faiss")
+    np.testing.assert_array_equal(q64, before)
+    np.testing.assert_array_equal(i, reference_knn(q, keys, 2)[1])
+
+
+def test_empty_queries():
+    s, i = knn(np.zeros((0, 3)), np.eye(3), k=2, backend="numpy")
+    assert s.shape == (0, 2) and i.shape == (0, 2)
+
+
+def test_bad_inputs():
+    keys = np.eye(3)
+    with pytest.raises(ConfigError, match=r"k=4: expected an integer in \[1, 3\]"):
+        knn(keys, keys, k=4)
+    with pytest.raises(ConfigError, match="k=0"):
+        knn(keys, keys, k=0)
+    with pytest.raises(DataError, match="dimensions differ"):
+        knn(np.ones((2, 4)), keys, k=1)
+    with pytest.raises(DataError, match="row 1 contains NaN"):
+        knn(np.array([[1.0, 0, 0], [np.nan, 0, 0]]), keys, k=1)
+    with pytest.raises(DataError, match="2-D"):
+        knn(np.ones(3), keys, k=1)
+    with pytest.raises(ConfigError, match="block_size"):
+        knn(keys, keys, k=1, block_size=0)
+
+
+@pytest.mark.gpu
+def test_faiss_gpu_identical_to_numpy(tied_data, random_data):
+    import faiss
+
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        pytest.skip("no GPU visible to faiss")
+    for q, keys in (tied_data, random_data):
+        sn, inp = knn(q, keys, k=10, backend="numpy")
+        sg, ig = knn(q, keys, k=10, backend="faiss-gpu", gpu_memory=64 * 2**20)
+        np.testing.assert_array_equal(inp, ig)
+        np.testing.assert_allclose(sn, sg, atol=1e-5)

@@ -1,0 +1,155 @@
+"""``python -m xalign.extract``: corpus + encoder → store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xalign._cli import HelpFormatter, config_from_args, run_main
+from xalign.extract._config import ATTENTION_MODES, POOLINGS, ExtractConfig
+
+__all__ = ["build_parser", "main"]
+
+_D = ExtractConfig()
+
+EPILOG = """\
+data specs (--data KIND:PATH):
+  sample                       the bundled parallel sample (default)
+  tatoeba:FOLDER               LASER/XTREME Tatoeba pair files tatoeba.xxx-eng.{xxx,eng}
+  sib200:FOLDER                SIB-200 annotated/<lang>/{train,dev,test}.tsv (use --split)
+  pawsx:FOLDER                 PAWS-X TSV files (NS rows dropped)
+  tsv:FILE | csv:FILE | jsonl:FILE   generic tables with columns id, lang, text[, group, label]
+  hf:NAME                      a Hugging Face dataset (needs `datasets` and a cached copy)
+
+examples:
+  python -m xalign.extract --out runs/demo
+  python -m xalign.extract --model e5-small --data tatoeba:../shared/data/tatoeba/v1 \\
+      --langs deu,fra,cmn,swh --layers all --pooling mean,cls --tokens \\
+      --attentions head-mean --out runs/tatoeba-e5
+  python -m xalign.extract --model bert-base-multilingual-cased --data sib200:sib-200 \\
+      --split test --out runs/sib-mbert
+
+An interrupted run resumes when the same command is run again; an --out folder holding a store
+of another model, corpus or configuration is refused (use --overwrite to replace it).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS
+    p = argparse.ArgumentParser(
+        prog="python -m xalign.extract",
+        description="Extract layerwise sentence embeddings, token embeddings and attention maps "
+        "from a Hugging Face encoder over a multilingual corpus into a store.",
+        formatter_class=HelpFormatter,
+        epilog=EPILOG,
+        argument_default=S,
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=None,
+        help="TOML file with any of the options below (flags override it)",
+    )
+    p.add_argument(
+        "--model", help=f"model name, local folder, or 'e5-small' (bundled) [default: {_D.model}]"
+    )
+    p.add_argument("--data", help=f"corpus spec KIND:PATH, see below [default: {_D.data}]")
+    p.add_argument("--out", help=f"output store folder [default: {_D.out}]")
+    p.add_argument("--langs", help="comma-separated language codes to keep [default: all]")
+    p.add_argument("--split", help="corpus split to keep (e.g. test) [default: all]")
+    p.add_argument(
+        "--limit-per-lang",
+        dest="limit_per_lang",
+        type=int,
+        help="keep at most N rows per language [default: no limit]",
+    )
+    p.add_argument(
+        "--layers",
+        help=f"'all', 'last', or e.g. '0,4,8-12' (0 = embedding output) [default: {_D.layers}]",
+    )
+    p.add_argument(
+        "--pooling",
+        help=f"comma-separated poolings from {', '.join(POOLINGS)} "
+        f"[default: {','.join(_D.pooling)}]",
+    )
+    p.add_argument(
+        "--tokens",
+        action="store_true",
+        help="also store token embeddings with word and character offsets",
+    )
+    p.add_argument(
+        "--attentions",
+        choices=ATTENTION_MODES,
+        help=f"store attention maps per layer [default: {_D.attentions}]",
+    )
+    p.add_argument(
+        "--max-length",
+        dest="max_length",
+        type=int,
+        help="truncate inputs to N tokens (counted and reported) [default: model maximum]",
+    )
+    p.add_argument(
+        "--prefix",
+        help="text prefix: 'query', 'passage', 'none' or a literal string "
+        "[default: the model's own, 'query: ' for e5]",
+    )
+    p.add_argument(
+        "--token-budget",
+        dest="token_budget",
+        type=int,
+        help=f"padded tokens per batch [default: {_D.token_budget}]",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        dest="chunk_rows",
+        type=int,
+        help="rows per store chunk (the resume unit) [default: 1024, 256 with tokens]",
+    )
+    p.add_argument("--device", help=f"'auto', 'cpu', 'cuda', 'cuda:1' [default: {_D.device}]")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        help=f"model weights dtype [default: {_D.dtype}]",
+    )
+    p.add_argument(
+        "--no-autocast",
+        dest="autocast",
+        action="store_false",
+        help="disable bf16/fp16 autocast on CUDA [default: autocast on CUDA]",
+    )
+    p.add_argument("--revision", help="model revision (branch, tag or commit) [default: latest]")
+    p.add_argument(
+        "--trust-remote-code",
+        dest="trust_remote_code",
+        action="store_true",
+        help="allow model code from the hub (off unless asked)",
+    )
+    p.add_argument("--label", help="checkpoint label for comparisons [default: folder name]")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the extraction, print a summary; returns the exit code."""
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        from xalign._io import write_json
+        from xalign.extract._extract import extract
+
+        cfg = config_from_args(ExtractConfig, args, config_file=args.config)
+        store, summary = extract(cfg)
+        write_json(store.path / "config.json", cfg.to_dict())
+        print(summary.format())
+        print(
+            f'\nopen it:   python -c "from xalign.store import Store; '
+            f"print(Store.open('{store.path}'))\""
+        )
+        return 0
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Extraction options, validated once at the boundary."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from xalign.errors import ConfigError
+
+__all__ = ["POOLINGS", "ExtractConfig", "Pooling", "parse_layers", "resolve_prefix"]
+
+Pooling = Literal["mean", "mean_nospecial", "cls", "max", "last"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+AttentionMode = Literal["none", "head-mean", "full"]
+ATTENTION_MODES: tuple[str, ...] = get_args(AttentionMode)
+
+
+@dataclass
+class ExtractConfig:
+    """Everything that defines one extraction run (written beside the store as ``config.json``).
+
+    ``layers`` is ``"all"`` or a spec such as ``"0,4,8,12"``, ``"6-12"`` or ``"-1"`` (our numbering:
+    0 = embedding output, L = last block). Poolings: ``mean`` (all tokens, specials and prefix
+    included: the e5 / sentence-transformers convention), ``mean_nospecial`` (content tokens only,
+    as XTREME's ``--pool_skip_special_token``), ``cls`` (first token), ``max`` (element-wise
+    max over all tokens), ``last`` (last non-padding token: the usual choice for decoders).
+    """
+
+    model: str = "e5-small"
+    data: str = "sample"
+    out: str = "runs/extract"
+    langs: list[str] | None = None
+    split: str | None = None
+    limit_per_lang: int | None = None
+    layers: str = "all"
+    pooling: list[str] = field(default_factory=lambda: ["mean"])
+    tokens: bool = False
+    attentions: str = "none"
+    max_length: int | None = None
+    prefix: str | None = None
+    token_budget: int = 8192
+    chunk_rows: int | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    autocast: bool = True
+    revision: str | None = None
+    trust_remote_code: bool = False
+    label: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pooling, str):
+            self.pooling = [p.strip() for p in self.pooling.split(",") if p.strip()]
+        if isinstance(self.langs, str):
+            self.langs = [x.strip() for x in self.langs.split(",") if x.strip()]
+        bad = [p for p in self.pooling if p not in POOLINGS]
+        if bad or not self.pooling:
+            raise ConfigError(
+                f"--pooling {bad or '(empty)'}: allowed values are {', '.join(POOLINGS)}"
+            )
+        self.pooling = list(dict.fromkeys(self.pooling))
+        if self.attentions not in ATTENTION_MODES:
+            raise ConfigError(
+                f"--attentions {self.attentions!r}: allowed values are {', '.join(ATTENTION_MODES)}"
+            )
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ConfigError(
+                f"--dtype {self.dtype!r}: allowed values are float32, float16, bfloat16"
+            )
+        if self.token_budget < 16:
+            raise ConfigError(f"--token-budget {self.token_budget}: must be at least 16 tokens")
+        if self.max_length is not None and self.max_length < 4:
+            raise ConfigError(f"--max-length {self.max_length}: must be at least 4")
+        if self.chunk_rows is not None and self.chunk_rows < 1:
+            raise ConfigError(f"--chunk-rows {self.chunk_rows}: must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_LAYER_ITEM = re.compile(r"^(-?\d+)(?:-(-?\d+))?$")
+
+
+def parse_layers(spec: str | list[int], num_layers: int) -> list[int]:
+    """Resolve a layer spec to sorted layer numbers in ``0..num_layers``.
+
+    >>> parse_layers("all", 12)[:3], parse_layers("-1", 12), parse_layers("0,6-8", 12)
+    ([0, 1, 2], [12], [0, 6, 7, 8])
+    """
+    if isinstance(spec, list):
+        items = [str(x) for x in spec]
+    else:
+        spec = spec.strip().lower()
+        if spec == "all":
+            return list(range(num_layers + 1))
+        if spec == "last":
+            return [num_layers]
+        items = [s.strip() for s in spec.split(",") if s.strip()]
+    out: set[int] = set()
+    for item in items:
+        m = _LAYER_ITEM.match(item)
+        if not m:
+            raise ConfigError(
+                f"--layers {spec!r}: expected 'all', 'last', or comma-separated layers/ranges like "
+                "'0,4,8-12' (negative counts from the end)"
+            )
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        for layer in (a, b):
+            if not -(num_layers + 1) <= layer <= num_layers:
+                raise ConfigError(
+                    f"--layers {layer} out of range: the model has L={num_layers} blocks, layers "
+                    f"are 0..{num_layers} (0 = embedding output)"
+                )
+        a, b = a % (num_layers + 1), b % (num_layers + 1)
+        out.update(range(min(a, b), max(a, b) + 1))
+    return sorted(out)
+
+
+def resolve_prefix(prefix: str | None, default_prefix: str) -> str:
+    """``None`` → the model's default; ``query``/``passage`` → e5 prefixes; ``none`` → ""."""
+    if prefix is None:
+        return default_prefix
+    named = {"query": "query: ", "passage": "passage: ", "none": "", "": ""}
+    return named.get(prefix, prefix)

@@ -1,0 +1,478 @@
+"""Extraction: corpus → encoder → store, in length-sorted, token-budget batches, chunk by chunk."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xalign.errors import ConfigError
+from xalign.extract._config import ExtractConfig, parse_layers, resolve_prefix
+from xalign.extract._tokenize import TokenizedCorpus, tokenize_corpus
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import NDArray
+
+    from xalign.data import Corpus
+    from xalign.models import Encoder
+    from xalign.store import Store
+
+__all__ = ["ExtractSummary", "extract", "length_sorted_batches", "pool"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_ROWS = 1024
+DEFAULT_CHUNK_ROWS_TOKENS = 256
+TOKEN_CHUNK = 4096
+ATTN_CHUNK = 1 << 16
+
+
+@dataclass
+class ExtractSummary:
+    """What one run did (printed at the end of ``python -m xalign.extract``)."""
+
+    path: str
+    rows: int
+    languages: int
+    tokens: int
+    truncated: int
+    seconds: float
+    rows_computed: int
+    resumed: bool
+    already_complete: bool
+    store_bytes: int
+    batch_backoffs: int
+
+    @property
+    def sentences_per_s(self) -> float:
+        return self.rows_computed / self.seconds if self.seconds > 0 else float("nan")
+
+    def format(self) -> str:
+        state = (
+            "already complete, nothing to do"
+            if self.already_complete
+            else ("resumed" if self.resumed else "new")
+        )
+        return "\n".join(
+            [
+                f"store      {self.path}  ({state})",
+                f"rows       {self.rows:,} in {self.languages} languages",
+                f"tokens     {self.tokens:,}  (truncated rows: {self.truncated:,})",
+                f"time       {self.seconds:.1f} s for {self.rows_computed:,} rows "
+                f"({self.sentences_per_s:.1f} sentences/s)",
+                f"size       {self.store_bytes / 2**20:.1f} MiB on disk",
+            ]
+        )
+
+
+def length_sorted_batches(
+    lengths: Sequence[int] | NDArray[np.int64], *, token_budget: int
+) -> list[NDArray[np.int64]]:
+    """Split row indices into batches whose padded size (rows × longest) stays within the budget.
+
+    Rows are sorted by length (longest first, stable), so padding is small. A row longer than the
+    budget gets a batch of its own.
+
+    >>> [b.tolist() for b in length_sorted_batches([3, 9, 4, 8], token_budget=18)]
+    [[1, 3], [2, 0]]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[NDArray[np.int64]] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        size = max(1, token_budget // max(longest, 1))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def pool(
+    hidden: torch.Tensor, mask: torch.Tensor, special: torch.Tensor, pooling: str
+) -> torch.Tensor:
+    """Pool ``hidden [..., B, T, D]`` over tokens with attention ``mask [B, T]``.
+
+    ``special [B, T]`` marks special and prefix tokens (excluded by ``mean_nospecial``).
+    """
+    import torch
+
+    m = mask.to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * m[..., None]).sum(-2) / m.sum(-1)[..., None]
+    if pooling == "mean_nospecial":
+        c = m * (~special).to(hidden.dtype)
+        # a row of only special tokens (cannot happen for non-empty text) falls back to all tokens
+        c = torch.where(c.sum(-1, keepdim=True) > 0, c, m)
+        return (hidden * c[..., None]).sum(-2) / c.sum(-1)[..., None]
+    if pooling == "cls":
+        return hidden[..., 0, :]
+    if pooling == "max":
+        neg = torch.finfo(hidden.dtype).min
+        return hidden.masked_fill(~mask.bool()[..., None], neg).amax(-2)
+    if pooling == "last":
+        last = mask.long().sum(-1) - 1  # right padding
+        idx = last.view(*([1] * (hidden.dim() - 3)), -1, 1, 1).expand(
+            *hidden.shape[:-2], 1, hidden.shape[-1]
+        )
+        return hidden.gather(-2, idx).squeeze(-2)
+    raise ConfigError(f"unknown pooling {pooling!r}")
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+class _Runner:
+    """Runs the forward pass for batches of rows and returns per-row float32 results."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        tok: TokenizedCorpus,
+        *,
+        layers: list[int],
+        attn_layers: list[int],
+        poolings: list[str],
+        keep_tokens: bool,
+        attentions: str,
+        autocast: bool,
+    ) -> None:
+        import torch
+
+        self.torch = torch
+        self.encoder = encoder
+        self.tok = tok
+        self.layers = layers
+        self.attn_layers = attn_layers
+        self.poolings = poolings
+        self.keep_tokens = keep_tokens
+        self.attentions = attentions
+        self.device = encoder.device
+        self.autocast = autocast and self.device.type == "cuda"
+        pad = encoder.tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else 0
+        self.backoffs = 0
+
+    def _inputs(self, rows: NDArray[np.int64]) -> tuple[Any, Any, Any]:
+        torch = self.torch
+        n = self.tok.n_tokens[rows]
+        T = int(n.max())
+        ids = np.full((len(rows), T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=np.int64)
+        special = np.zeros((len(rows), T), dtype=bool)
+        for b, r in enumerate(rows):
+            k = int(n[b])
+            ids[b, :k] = self.tok.ids[r]
+            mask[b, :k] = 1
+            special[b, :k] = self.tok.special[r]
+        pin = self.device.type == "cuda"
+        to = lambda a: (  # noqa: E731
+            torch.from_numpy(a).pin_memory().to(self.device, non_blocking=True)
+            if pin
+            else torch.from_numpy(a)
+        )
+        return to(ids), to(mask), to(special)
+
+    def _forward(self, rows: NDArray[np.int64]) -> dict[str, Any]:
+        torch = self.torch
+        ids, mask, special = self._inputs(rows)
+        model = self.encoder.model
+        want_attn = self.attentions != "none"
+        ctx = (
+            torch.autocast(
+                "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            )
+            if self.autocast
+            else torch.autocast("cpu", enabled=False)
+        )
+        with torch.inference_mode(), ctx:
+            out = model(
+                input_ids=ids,
+                attention_mask=mask,
+                output_hidden_states=True,
+                output_attentions=want_attn,
+                return_dict=True,
+            )
+            hs = torch.stack([out.hidden_states[layer] for layer in self.layers]).float()
+            result: dict[str, Any] = {
+                p: pool(hs, mask, special, p).transpose(0, 1).cpu().numpy() for p in self.poolings
+            }
+            if self.keep_tokens:
+                result["tokens"] = hs.transpose(0, 1).to(torch.float16).cpu().numpy()
+            if want_attn:
+                if out.attentions is None or any(a is None for a in out.attentions):
+                    raise ConfigError(
+                        "the model returned no attention maps; load it with "
+                        "attn_implementation='eager'"
+                    )
+                att = torch.stack([out.attentions[layer - 1] for layer in self.attn_layers]).float()
+                if self.attentions == "head-mean":
+                    att = att.mean(2)  # [nA, B, T, T]
+                    result["attn"] = att.transpose(0, 1).to(torch.float16).cpu().numpy()
+                else:  # [nA, B, H, T, T] → [B, nA, H, T, T]
+                    result["attn"] = att.transpose(0, 1).to(torch.float16).cpu().numpy()
+        result["n"] = self.tok.n_tokens[rows]
+        return result
+
+    def run(self, rows: NDArray[np.int64]) -> Iterator[tuple[NDArray[np.int64], dict[str, Any]]]:
+        """Yield (rows, results) — splitting the batch in halves on out-of-memory."""
+        try:
+            yield rows, self._forward(rows)
+        except Exception as err:
+            if not _is_oom(err) or len(rows) == 1:
+                raise
+            self.backoffs += 1
+            if self.device.type == "cuda":
+                self.torch.cuda.empty_cache()
+            log.warning("out of memory on a batch of %d rows: halving it", len(rows))
+            half = len(rows) // 2
+            yield from self.run(rows[:half])
+            yield from self.run(rows[half:])
+
+
+def _load_encoder(cfg: ExtractConfig) -> Encoder:
+    from xalign.models import load_encoder
+
+    attn_impl = "eager" if cfg.attentions != "none" else "sdpa"
+    return load_encoder(
+        cfg.model,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        revision=cfg.revision,
+        attn_implementation=attn_impl,
+        trust_remote_code=cfg.trust_remote_code,
+    )
+
+
+def extract(
+    config: ExtractConfig,
+    *,
+    corpus: Corpus | None = None,
+    encoder: Encoder | None = None,
+) -> tuple[Store, ExtractSummary]:
+    """Run one extraction into ``config.out`` (resuming a partial store of the same identity).
+
+    ``corpus`` and ``encoder`` may be given directly (tests, notebooks); otherwise they are loaded
+    from ``config.data`` and ``config.model``.
+    """
+    from xalign.store import Store, StoreWriter
+
+    t0 = time.perf_counter()
+    if corpus is None:
+        from xalign.data import load_corpus
+
+        corpus = load_corpus(
+            config.data,
+            langs=config.langs,
+            split=config.split,
+            limit_per_lang=config.limit_per_lang,
+        )
+    elif config.langs or config.split or config.limit_per_lang:
+        corpus = corpus.select(
+            langs=config.langs, split=config.split, limit_per_lang=config.limit_per_lang
+        )
+    if encoder is None:
+        encoder = _load_encoder(config)
+    if config.attentions != "none" and encoder.attn_implementation != "eager":
+        encoder.model.set_attn_implementation("eager")
+        encoder.attn_implementation = "eager"
+    facts = encoder.facts
+    L = facts.num_layers
+    layers = parse_layers(config.layers, L)
+    attn_layers = [layer for layer in layers if layer >= 1] if config.attentions != "none" else []
+    if config.attentions != "none" and not attn_layers:
+        raise ConfigError("--attentions needs at least one layer in 1..L in --layers (0 has none)")
+    max_length = min(config.max_length or facts.max_length, facts.max_length)
+    prefix = resolve_prefix(config.prefix, facts.default_prefix)
+    keep_tokens = config.tokens
+    with_token_table = config.tokens or config.attentions != "none"
+    chunk_rows = config.chunk_rows or (
+        DEFAULT_CHUNK_ROWS_TOKENS if with_token_table else DEFAULT_CHUNK_ROWS
+    )
+    D = facts.hidden_size
+    extraction = {
+        "layers": layers,
+        "attention_layers": attn_layers,
+        "poolings": list(config.pooling),
+        "max_length": max_length,
+        "prefix": prefix,
+        "tokens": keep_tokens,
+        "attentions": config.attentions,
+        "dtype_disk": "float16",
+        "compute_dtype": config.dtype,
+        "autocast": bool(config.autocast and encoder.device.type == "cuda"),
+        "token_budget": config.token_budget,
+        "chunk_rows": chunk_rows,
+    }
+    corpus_info = {
+        "name": corpus.name,
+        "source": corpus.source,
+        "fingerprint": corpus.fingerprint(),
+        "n_rows": len(corpus),
+        "languages": corpus.languages,
+        "parallel": corpus.is_parallel,
+    }
+    writer = StoreWriter(
+        config.out,
+        encoder=facts.to_dict(),
+        encoder_identity=facts.identity(),
+        corpus=corpus_info,
+        extraction=extraction,
+        label=config.label,
+        overwrite=config.overwrite,
+    )
+    if writer.already_complete:
+        store = Store.open(config.out)
+        return store, _summary(store, time.perf_counter() - t0, 0, writer, 0)
+
+    texts = corpus.rows["text"].tolist()
+    tok = tokenize_corpus(
+        texts,
+        encoder.tokenizer,
+        max_length=max_length,
+        prefix=prefix,
+        with_offsets=with_token_table,
+    )
+    rows_df = corpus.rows.copy()
+    rows_df.insert(0, "row", np.arange(len(rows_df), dtype=np.int64))
+    rows_df["n_tokens"] = tok.n_tokens
+    rows_df["n_tokens_full"] = tok.n_tokens_full
+    rows_df["truncated"] = tok.truncated
+    writer.write_tables(
+        rows_df, tok.token_table(texts, encoder.tokenizer) if with_token_table else None
+    )
+    writer.write_config(config.to_dict())
+
+    N, nL = len(corpus), len(layers)
+    sent = {
+        p: writer.ensure_array(
+            f"sentence/{p}", shape=(N, nL, D), chunks=(chunk_rows, 1, D), dtype="float16"
+        )
+        for p in config.pooling
+    }
+    tok_off = np.concatenate([[0], np.cumsum(tok.n_tokens)]).astype(np.int64)
+    if keep_tokens:
+        tok_hidden = writer.ensure_array(
+            "token/hidden",
+            shape=(int(tok_off[-1]), nL, D),
+            chunks=(TOKEN_CHUNK, 1, D),
+            dtype="float16",
+        )
+        writer.ensure_array(
+            "token/offsets", shape=(N + 1,), chunks=(N + 1,), dtype="int64", data=tok_off
+        )
+    if config.attentions != "none":
+        att_off = np.concatenate([[0], np.cumsum(tok.n_tokens**2)]).astype(np.int64)
+        H = facts.num_heads
+        shape: tuple[int, ...] = (int(att_off[-1]), len(attn_layers))
+        chunks: tuple[int, ...] = (ATTN_CHUNK, 1)
+        if config.attentions == "full":
+            shape, chunks = (*shape, H), (ATTN_CHUNK // H, 1, H)
+        att_arr = writer.ensure_array(
+            f"attention/{config.attentions}", shape=shape, chunks=chunks, dtype="float16"
+        )
+        writer.ensure_array(
+            "attention/offsets", shape=(N + 1,), chunks=(N + 1,), dtype="int64", data=att_off
+        )
+
+    runner = _Runner(
+        encoder,
+        tok,
+        layers=layers,
+        attn_layers=attn_layers,
+        poolings=list(config.pooling),
+        keep_tokens=keep_tokens,
+        attentions=config.attentions,
+        autocast=config.autocast,
+    )
+    n_chunks = (N + chunk_rows - 1) // chunk_rows
+    todo = [c for c in range(n_chunks) if c not in writer.done]
+    rows_todo = sum(min(chunk_rows, N - c * chunk_rows) for c in todo)
+    t_compute = time.perf_counter()
+    bar = _progress(rows_todo, enabled=config.progress, desc=f"extract {facts.name}")
+    for c in todo:
+        a, b = c * chunk_rows, min(N, (c + 1) * chunk_rows)
+        local = {p: np.zeros((b - a, nL, D), dtype=np.float32) for p in config.pooling}
+        if keep_tokens:
+            tok_buf = np.zeros((int(tok_off[b] - tok_off[a]), nL, D), dtype=np.float16)
+        if config.attentions != "none":
+            att_buf = np.zeros((int(att_off[b] - att_off[a]), *att_arr.shape[1:]), np.float16)
+        for batch in length_sorted_batches(tok.n_tokens[a:b], token_budget=config.token_budget):
+            for rows, res in runner.run(batch + a):
+                for p in config.pooling:
+                    local[p][rows - a] = res[p]
+                for j, r in enumerate(rows):
+                    n = int(res["n"][j])
+                    if keep_tokens:
+                        s = int(tok_off[r] - tok_off[a])
+                        tok_buf[s : s + n] = res["tokens"][j, :, :n].transpose(1, 0, 2)
+                    if config.attentions != "none":
+                        s = int(att_off[r] - att_off[a])
+                        blk = res["attn"][j][..., :n, :n]  # [nA, n, n] or [nA, H, n, n]
+                        if config.attentions == "full":
+                            blk = blk.transpose(2, 3, 0, 1)  # [n, n, nA, H]
+                        else:
+                            blk = blk.transpose(1, 2, 0)  # [n, n, nA]
+                        att_buf[s : s + n * n] = blk.reshape(n * n, *att_buf.shape[1:])
+                bar.update(len(rows))
+        for p in config.pooling:
+            sent[p][a:b] = local[p].astype(np.float16)
+        if keep_tokens:
+            tok_hidden[int(tok_off[a]) : int(tok_off[b])] = tok_buf
+        if config.attentions != "none":
+            att_arr[int(att_off[a]) : int(att_off[b])] = att_buf
+        writer.mark_done(c)
+    bar.close()
+    seconds = time.perf_counter() - t_compute
+    counts = {
+        "rows": N,
+        "languages": {k: int(v) for k, v in corpus.rows["lang"].value_counts(sort=False).items()},
+        "tokens": int(tok.n_tokens.sum()),
+        "truncated": int(tok.truncated.sum()),
+    }
+    writer.finish(
+        counts,
+        run={
+            "seconds": round(seconds, 3),
+            "rows_computed": rows_todo,
+            "batch_backoffs": runner.backoffs,
+            "device": str(encoder.device),
+        },
+    )
+    store = Store.open(config.out)
+    return store, _summary(store, seconds, rows_todo, writer, runner.backoffs)
+
+
+def _summary(
+    store: Store, seconds: float, rows_computed: int, writer: Any, backoffs: int
+) -> ExtractSummary:
+    c = store.manifest["counts"]
+    return ExtractSummary(
+        path=str(store.path),
+        rows=int(c["rows"]),
+        languages=len(c["languages"]),
+        tokens=int(c["tokens"]),
+        truncated=int(c["truncated"]),
+        seconds=seconds,
+        rows_computed=rows_computed,
+        resumed=writer.resumed,
+        already_complete=writer.already_complete,
+        store_bytes=store.nbytes_on_disk(),
+        batch_backoffs=backoffs,
+    )
+
+
+def _progress(total: int, *, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="sent", leave=False)

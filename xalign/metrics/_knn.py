@@ -1,0 +1,326 @@
+"""Exact k-nearest-neighbour search by inner product, with interchangeable backends.
+
+One routine, :func:`knn`, serves every retrieval metric (Tatoeba accuracy, margin scores,
+CSLS, BUCC mining). Its backends (plain numpy, faiss CPU, faiss GPU) return *identical*
+indices: each backend only proposes candidates, and one shared numpy step re-scores them in
+float64 and ranks them by ``(score descending, index ascending)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Literal, get_args
+
+import numpy as np
+
+from xalign.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["Backend", "knn", "select_backend"]
+
+Backend = Literal["auto", "numpy", "faiss", "faiss-gpu"]
+_BACKENDS: tuple[str, ...] = get_args(Backend)
+
+# faiss GPU k-selection supports at most this many neighbours per query (faiss >= 1.7.3).
+_GPU_MAX_K = 2048
+# Working-memory budget (bytes) of one query block of the numpy backend: the float32 score
+# block, argpartition's int64 indices and its temporaries, about 20 bytes per (query, key).
+_BLOCK_BYTES = 256 * 2**20
+# Memory budget (bytes) for one chunk of gathered float64 candidate vectors while re-scoring.
+_RESCORE_BYTES = 64 * 2**20
+# Unit roundoff of float32.
+_U32 = 2.0**-24
+# Relative error of one product when a GPU GEMM rounds its inputs to TF32 (10 mantissa bits):
+# a safety bound in case faiss's cuBLAS call runs in TF32 mode.
+_U_TF32 = 2.0**-10
+
+
+def _import_faiss(backend: str):
+    try:
+        import faiss
+    except ImportError as exc:
+        if backend == "faiss-gpu":
+            hint = "pip install faiss-gpu-cu12 (or: pip install 'xalign[gpu]')"
+        else:
+            hint = "pip install faiss-cpu"
+        raise ImportError(f"knn backend {backend!r} needs faiss: {hint}") from exc
+    return faiss
+
+
+def select_backend(backend: str = "auto") -> str:
+    """Resolve a backend name to the one :func:`knn` will use.
+
+    Parameters
+    ----------
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+        ``"auto"`` picks ``"faiss-gpu"`` when faiss is importable and
+        ``faiss.get_num_gpus() > 0``, else ``"faiss"`` when faiss is importable, else
+        ``"numpy"`` (a missing faiss is not an error under ``"auto"``).
+
+    Returns
+    -------
+    str
+        One of ``"numpy"``, ``"faiss"``, ``"faiss-gpu"``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, or ``"faiss-gpu"`` requested while faiss sees no GPU.
+    ImportError
+        ``"faiss"`` or ``"faiss-gpu"`` requested and faiss is not installed; the message
+        names the pip command.
+
+    Examples
+    --------
+    >>> select_backend("numpy")
+    'numpy'
+    """
+    if backend not in _BACKENDS:
+        raise ConfigError(f"backend={backend!r}: expected one of {', '.join(_BACKENDS)}")
+    if backend == "numpy":
+        return "numpy"
+    if backend == "auto":
+        try:
+            faiss = _import_faiss("faiss")
+        except ImportError:
+            return "numpy"
+        return "faiss-gpu" if faiss.get_num_gpus() > 0 else "faiss"
+    faiss = _import_faiss(backend)
+    if backend == "faiss-gpu" and faiss.get_num_gpus() <= 0:
+        raise ConfigError(
+            "backend='faiss-gpu': faiss sees no GPU (faiss.get_num_gpus() == 0); "
+            "use backend='faiss' or 'auto'"
+        )
+    return backend
+
+
+def _as_matrix(x: ArrayLike, name: str) -> NDArray[np.float32]:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise DataError(f"{name}: expected a 2-D array [rows, dim], got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+        raise DataError(f"{name}: row {bad} contains NaN or infinity")
+    return arr
+
+
+@functools.lru_cache(maxsize=4)
+def _gpu_resources(gpu_memory: int | None):
+    faiss = _import_faiss("faiss-gpu")
+    res = faiss.StandardGpuResources()
+    if gpu_memory is not None:
+        res.setTempMemory(int(gpu_memory))
+    return res
+
+
+def _candidates_numpy(
+    q: NDArray[np.float32], keys: NDArray[np.float32], kp: int, block_size: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Top-``kp`` candidates (unordered) by float32 inner product, blocks of queries."""
+    nq, m = q.shape[0], keys.shape[0]
+    out_s = np.empty((nq, kp), dtype=np.float32)
+    out_i = np.empty((nq, kp), dtype=np.int64)
+    for start in range(0, nq, block_size):
+        stop = min(start + block_size, nq)
+        s = q[start:stop] @ keys.T
+        if kp < m:
+            idx = np.argpartition(s, m - kp, axis=1)[:, m - kp :]
+        else:
+            idx = np.broadcast_to(np.arange(m), s.shape)
+        out_i[start:stop] = idx
+        out_s[start:stop] = np.take_along_axis(s, idx, axis=1)
+    return out_s, out_i
+
+
+def _candidates_faiss(
+    q: NDArray[np.float32], keys: NDArray[np.float32], kp: int, block_size: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    faiss = _import_faiss("faiss")
+    out_s = np.empty((q.shape[0], kp), dtype=np.float32)
+    out_i = np.empty((q.shape[0], kp), dtype=np.int64)
+    for start in range(0, q.shape[0], block_size):
+        stop = min(start + block_size, q.shape[0])
+        d, i = faiss.knn(q[start:stop], keys, kp, metric=faiss.METRIC_INNER_PRODUCT)
+        out_s[start:stop], out_i[start:stop] = d, i
+    return out_s, out_i
+
+
+def _candidates_faiss_gpu(
+    q: NDArray[np.float32],
+    keys: NDArray[np.float32],
+    kp: int,
+    block_size: int,
+    gpu_memory: int | None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    faiss = _import_faiss("faiss-gpu")
+    res = _gpu_resources(gpu_memory)
+    out_s = np.empty((q.shape[0], kp), dtype=np.float32)
+    out_i = np.empty((q.shape[0], kp), dtype=np.int64)
+    for start in range(0, q.shape[0], block_size):
+        stop = min(start + block_size, q.shape[0])
+        d, i = faiss.knn_gpu(res, q[start:stop], keys, kp, metric=faiss.METRIC_INNER_PRODUCT)
+        out_s[start:stop], out_i[start:stop] = d, i
+    return out_s, out_i
+
+
+def _rescore(
+    q: NDArray[np.float32], keys: NDArray[np.float32], cand: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Float64 inner products of each query with its candidate keys.
+
+    Products of float32 numbers are exact in float64, and each dot product is one
+    contiguous-row reduction, so equal key vectors always get bit-identical scores.
+    """
+    nq, kp = cand.shape
+    d = q.shape[1]
+    out = np.empty((nq, kp), dtype=np.float64)
+    rows = max(1, _RESCORE_BYTES // (8 * max(1, kp * d)))
+    for start in range(0, nq, rows):
+        stop = min(start + rows, nq)
+        gathered = keys[cand[start:stop]].astype(np.float64)
+        out[start:stop] = (gathered * q[start:stop, None, :].astype(np.float64)).sum(axis=-1)
+    return out
+
+
+def knn(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    *,
+    k: int,
+    backend: Backend = "auto",
+    block_size: int | None = None,
+    gpu_memory: int | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact top-``k`` keys for each query by inner product (cosine on unit vectors).
+
+    For every query row :math:`q_i` returns the ``k`` key rows :math:`y_j` with the largest
+    :math:`q_i^\\top y_j`, best first. Pass L2-normalised float32 vectors to get cosine
+    neighbours :math:`\\mathrm{NN}_k^{Y}(x)` (metrics.md, notation), the building block of
+    Tatoeba accuracy (B.1), margin scores (B.2) and CSLS (B.3).
+
+    **Identical results across backends.** Each backend proposes ``k' > k`` candidates from
+    float32 scores; all candidates are then re-scored by one shared numpy routine in float64
+    and sorted by ``(score descending, key index ascending)``, so ties (e.g. duplicate
+    keys) go to the lower index whatever the backend. A query whose ``k'``-th candidate lies
+    within the float32 rounding bound (``2·d·2⁻²⁴·‖q‖·max‖y‖``; the TF32 bound on GPU) of
+    its ``k``-th result is searched again with 4×``k'`` until the result is provably exact.
+
+    Parameters
+    ----------
+    queries : array_like, shape (nq, d)
+    keys : array_like, shape (m, d)
+        Cast to float32 (a copy; inputs are never modified).
+    k : int
+        Neighbours per query, ``1 <= k <= m``.
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+        ``"numpy"``: blocked matmul (blocks of queries × all keys, ``argpartition``);
+        ``"faiss"``: ``faiss.knn`` on CPU; ``"faiss-gpu"``: index-free ``faiss.knn_gpu``.
+        ``"auto"`` resolves with :func:`select_backend`.
+    block_size : int, optional
+        Queries per block. Default: as many as keep the numpy backend's working memory per
+        block (float32 scores, int64 ``argpartition`` indices and temporaries, about
+        ``20·block·m`` bytes) near 256 MiB; the faiss backends use the same blocks.
+    gpu_memory : int, optional
+        Temporary GPU memory in bytes for faiss (``StandardGpuResources.setTempMemory``);
+        default is faiss's own.
+
+    Returns
+    -------
+    scores : ndarray of float32, shape (nq, k)
+        Inner products, descending along each row.
+    indices : ndarray of int64, shape (nq, k)
+        Key row indices.
+
+    References
+    ----------
+    Johnson, Douze & Jégou 2019, *Billion-scale similarity search with GPUs*, IEEE Trans. Big
+    Data (faiss). metrics.md B.10: L2-normalise copies before inner-product search.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    >>> scores, idx = knn(np.array([[1.0, 0.0]]), keys, k=2, backend="numpy")
+    >>> idx.tolist(), scores.tolist()  # tie between keys 0 and 2: lower index first
+    ([[0, 2]], [[1.0, 1.0]])
+    """
+    scores, indices = _knn64(
+        queries, keys, k=k, backend=backend, block_size=block_size, gpu_memory=gpu_memory
+    )
+    return scores.astype(np.float32), indices
+
+
+def _knn64(
+    queries: ArrayLike,
+    keys: ArrayLike,
+    *,
+    k: int,
+    backend: str = "auto",
+    block_size: int | None = None,
+    gpu_memory: int | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """:func:`knn` with the float64 re-scored inner products (shared by the retrieval metrics)."""
+    q = _as_matrix(queries, "queries")
+    y = _as_matrix(keys, "keys")
+    if q.shape[1] != y.shape[1]:
+        raise DataError(
+            f"queries and keys: dimensions differ ({q.shape[1]} vs {y.shape[1]}); "
+            "expected vectors of the same size"
+        )
+    nq, d = q.shape
+    m = y.shape[0]
+    if m == 0:
+        raise DataError("keys: expected at least one row, got 0")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= m:
+        raise ConfigError(f"k={k!r}: expected an integer in [1, {m}] (number of keys)")
+    k = int(k)
+    if block_size is not None and (not isinstance(block_size, int | np.integer) or block_size < 1):
+        raise ConfigError(f"block_size={block_size!r}: expected a positive integer")
+    if gpu_memory is not None and (not isinstance(gpu_memory, int | np.integer) or gpu_memory < 1):
+        raise ConfigError(f"gpu_memory={gpu_memory!r}: expected a positive number of bytes")
+    chosen = select_backend(backend)
+    if nq == 0:
+        return np.empty((0, k), np.float64), np.empty((0, k), np.int64)
+    bs = int(block_size) if block_size else max(1, min(nq, _BLOCK_BYTES // (20 * m)))
+
+    def propose(rows: NDArray[np.intp], kp: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        sub = np.ascontiguousarray(q[rows])
+        if chosen == "faiss":
+            return _candidates_faiss(sub, y, kp, bs)
+        if chosen == "faiss-gpu" and kp <= _GPU_MAX_K:
+            return _candidates_faiss_gpu(sub, y, kp, bs, gpu_memory)
+        return _candidates_numpy(sub, y, kp, bs)
+
+    # Per-query bound on |float32 inner product - exact inner product|.
+    unit = 2 * d * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
+    tol = (
+        unit * np.linalg.norm(q, axis=1).astype(np.float64) * float(np.linalg.norm(y, axis=1).max())
+    )
+    tol += np.finfo(np.float32).tiny
+
+    out_s = np.empty((nq, k), dtype=np.float64)
+    out_i = np.empty((nq, k), dtype=np.int64)
+    pending = np.arange(nq)
+    kp = min(m, 2 * k + 8)
+    while pending.size:
+        cand_s, cand_i = propose(pending, kp)
+        exact = _rescore(q[pending], y, cand_i)
+        order = np.lexsort((cand_i, -exact), axis=-1)[:, :k]
+        top_s = np.take_along_axis(exact, order, axis=1)
+        top_i = np.take_along_axis(cand_i, order, axis=1)
+        if kp >= m:
+            done = np.ones(pending.size, dtype=bool)
+        else:
+            # Keys outside the candidates score at most min(cand_s) (+ rounding) in float64.
+            floor = cand_s.min(axis=1).astype(np.float64) + tol[pending]
+            done = floor < top_s[:, -1]
+        out_s[pending[done]] = top_s[done]
+        out_i[pending[done]] = top_i[done]
+        pending = pending[~done]
+        kp = min(m, 4 * kp)
+    return out_s, out_i

@@ -1,0 +1,1135 @@
+"""Cross-language sentence retrieval: Tatoeba accuracy, margin scores, CSLS and BUCC mining.
+
+Every function takes plain arrays of sentence vectors (rows = sentences) and L2-normalises
+float32 copies itself. Neighbourhoods come from :func:`xalign.metrics._knn.knn`, so numpy,
+faiss CPU and faiss GPU give identical results. Formulas and protocols: metrics.md B.1-B.3
+and B.10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+
+from xalign.errors import ConfigError, DataError
+from xalign.metrics._knn import Backend, _knn64, select_backend
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Candidates",
+    "Direction",
+    "Margin",
+    "Scoring",
+    "bucc_evaluate",
+    "bucc_f1",
+    "bucc_mine",
+    "bucc_optimize_threshold",
+    "csls",
+    "margin_scores",
+    "neighbourhood_means",
+    "retrieve",
+    "tatoeba_accuracy",
+    "xalign_layer_to_xtreme",
+    "xtreme_layer_to_xalign",
+    "xtreme_tatoeba_accuracy",
+]
+
+Margin = Literal["none", "distance", "ratio"]
+Scoring = Literal["cosine", "margin", "csls"]
+Direction = Literal["both", "src2tgt", "tgt2src"]
+Candidates = Literal["knn", "all"]
+
+# Memory budgets (bytes) of the exhaustive scorer: two float64 [block, chunk] arrays (scores
+# and the neighbourhood term), and one float64 chunk of target vectors.
+_BLOCK_BYTES = 256 * 2**20
+_CHUNK_BYTES = 64 * 2**20
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(map(repr, allowed))}")
+    return str(value)
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name}={value!r}: expected a positive integer")
+    return int(value)
+
+
+def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.float32]:
+    """Float32 copy of ``x`` with rows L2-normalised (after subtracting the mean row if asked)."""
+    arr = np.asarray(x)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(
+            f"{name}: expected a non-empty 2-D array [rows, dim], got shape {arr.shape}"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    out = np.array(arr, dtype=np.float64)
+    if not np.isfinite(out).all():
+        bad = int(np.argwhere(~np.isfinite(out))[0, 0])
+        raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
+    if center:
+        out -= out.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    if (norms == 0).any():
+        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        what = " after centring" if center else ""
+        raise DataError(f"{name}: row {bad} has zero norm{what}; cosine is undefined")
+    return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+def _pairs(pairs: ArrayLike, name: str, n: int, m: int) -> NDArray[np.int64]:
+    arr = np.asarray(pairs)
+    if arr.size == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(
+            f"{name}: expected integer pairs of shape [p, 2], got {arr.dtype} {arr.shape}"
+        )
+    arr = arr.astype(np.int64)
+    bad = (arr[:, 0] < 0) | (arr[:, 0] >= n) | (arr[:, 1] < 0) | (arr[:, 1] >= m)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{name}: pair {i} = {tuple(arr[i].tolist())} out of range; "
+            f"expected src index < {n} and tgt index < {m}"
+        )
+    return arr
+
+
+def _apply_margin(a: NDArray[np.float64], b: NDArray[np.float64], margin: str) -> NDArray:
+    if margin == "none":
+        return a
+    if margin == "distance":
+        return a - b
+    return a / b
+
+
+# ---------------------------------------------------------------- neighbourhoods and scores
+
+
+def _neighbourhood(
+    xn: NDArray[np.float32], yn: NDArray[np.float32], k: int, backend: str
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """The one kNN-mean routine: cosines and indices of NN_k^Y(x), and their mean per x.
+
+    ``k`` is clamped to the number of rows of ``yn``, as LASER and xtreme do
+    (``min(y.shape[0], neighborhood)``).
+    """
+    sims, idx = _knn64(xn, yn, k=min(k, yn.shape[0]), backend=backend)
+    return sims, idx, sims.mean(axis=1)
+
+
+def neighbourhood_means(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    k: int = 4,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean cosine of each sentence to its ``k`` nearest neighbours in the other language.
+
+    .. math::
+        r_Y(x)=\\frac1k\\sum_{z\\in \\mathrm{NN}_k^{Y}(x)}\\cos(x,z),\\qquad
+        r_X(y)=\\frac1k\\sum_{z\\in \\mathrm{NN}_k^{X}(y)}\\cos(y,z)
+
+    These are ``fwd_mean``/``bwd_mean`` of the margin score (metrics.md B.2; LASER
+    ``mine_bitexts.py``, xtreme ``utils_retrieve.py``) and :math:`r_Y, r_X` of CSLS (B.3).
+    Values lie in [-1, 1]; high values mark "hubs" (sentences close to many others).
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    k : int
+        Neighbourhood size (clamped to the number of rows on the other side).
+    center : bool
+        Subtract each side's mean vector before normalising (language centring, B.4).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    fwd_mean : ndarray, shape (n,)
+        :math:`r_Y(x_i)`.
+    bwd_mean : ndarray, shape (m,)
+        :math:`r_X(y_j)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> fwd, bwd = neighbourhood_means(x, x, k=1, backend="numpy")
+    >>> fwd.tolist(), bwd.tolist()
+    ([1.0, 1.0], [1.0, 1.0])
+    """
+    k = _positive_int(k, "k")
+    xn = _unit_rows(src, "src", center=center)
+    yn = _unit_rows(tgt, "tgt", center=center)
+    _check_dims(xn, yn)
+    chosen = select_backend(backend)
+    return _neighbourhood(xn, yn, k, chosen)[2], _neighbourhood(yn, xn, k, chosen)[2]
+
+
+def _check_dims(xn: NDArray, yn: NDArray) -> None:
+    if xn.shape[1] != yn.shape[1]:
+        raise DataError(
+            f"src and tgt: vector sizes differ ({xn.shape[1]} vs {yn.shape[1]}); "
+            "expected the same encoder layer on both sides"
+        )
+
+
+def margin_scores(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    margin: Margin = "ratio",
+    k: int = 4,
+    pairs: ArrayLike | None = None,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> NDArray[np.float64]:
+    """Margin-based similarity of source and target sentences (Artetxe & Schwenk 2019).
+
+    .. math::
+        \\mathrm{score}(x,y)=\\mathrm{margin}\\Big(\\cos(x,y),\\
+        \\frac{r_Y(x)+r_X(y)}{2}\\Big)
+
+    with :math:`r` the mean cosine to the ``k`` nearest neighbours on the other side
+    (:func:`neighbourhood_means`) and ``margin``: ``"none"`` (the paper's *absolute*:
+    :math:`a`, plain cosine), ``"distance"`` (:math:`a-b`) or ``"ratio"`` (:math:`a/b`, the
+    default). Higher = more likely a translation pair. Ranges: cosine in [-1, 1]; distance
+    in [-2, 2]; ratio is unbounded and assumes positive neighbourhood means (true for
+    encoder embeddings; LASER behaves the same way otherwise). With equal ``k``,
+    ``2 × distance`` equals CSLS (:func:`csls`).
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    margin : {"none", "distance", "ratio"}
+    k : int
+        Neighbourhood size; 4 in LASER and xtreme.
+    pairs : array_like of int, shape (p, 2), optional
+        ``(src_index, tgt_index)`` pairs to score. Default: the full ``n × m`` matrix
+        (memory ``8·n·m`` bytes; use :func:`retrieve` or :func:`bucc_mine` for large sets).
+    center : bool
+        Subtract each side's mean vector before normalising (B.4).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    ndarray of float64
+        Shape ``(n, m)``, or ``(p,)`` when ``pairs`` is given.
+
+    References
+    ----------
+    Artetxe & Schwenk 2019, *Margin-based Parallel Corpus Mining with Multilingual Sentence
+    Embeddings*, ACL (arXiv:1811.01136); LASER ``source/mine_bitexts.py``; xtreme
+    ``third_party/utils_retrieve.py`` (``score``: ``margin(x.dot(y), (fwd_mean + bwd_mean) / 2)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.0], [0.6, 0.8]])
+    >>> margin_scores(x, x, margin="none", backend="numpy").round(2).tolist()
+    [[1.0, 0.6], [0.6, 1.0]]
+    >>> margin_scores(x, x, margin="ratio", k=2, backend="numpy").round(3).tolist()
+    [[1.25, 0.75], [0.75, 1.25]]
+    """
+    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
+    k = _positive_int(k, "k")
+    xn = _unit_rows(src, "src", center=center)
+    yn = _unit_rows(tgt, "tgt", center=center)
+    _check_dims(xn, yn)
+    chosen = select_backend(backend)
+    if margin == "none":
+        fwd = np.zeros(xn.shape[0])
+        bwd = np.zeros(yn.shape[0])
+    else:
+        fwd = _neighbourhood(xn, yn, k, chosen)[2]
+        bwd = _neighbourhood(yn, xn, k, chosen)[2]
+    x64, y64 = xn.astype(np.float64), yn.astype(np.float64)
+    if pairs is None:
+        cos = x64 @ y64.T
+        return _apply_margin(cos, (fwd[:, None] + bwd[None, :]) / 2, margin)
+    p = _pairs(pairs, "pairs", xn.shape[0], yn.shape[0])
+    cos = np.einsum("pd,pd->p", x64[p[:, 0]], y64[p[:, 1]])
+    return _apply_margin(cos, (fwd[p[:, 0]] + bwd[p[:, 1]]) / 2, margin)
+
+
+def csls(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    k: int = 10,
+    pairs: ArrayLike | None = None,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> NDArray[np.float64]:
+    """Cross-domain similarity local scaling (Conneau et al. 2018).
+
+    .. math::
+        \\mathrm{CSLS}(x,y)=2\\cos(x,y)-r_Y(x)-r_X(y)
+
+    with :math:`r` the mean cosine to the ``K`` nearest neighbours on the other side
+    (:func:`neighbourhood_means`, the same routine as the margin score). Computed as
+    ``2 × margin_scores(margin="distance", k=k)``, so with equal ``k`` the two rank
+    identically (metrics.md B.3). Range [-4, 4]; higher = more likely a translation pair.
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    k : int
+        Neighbourhood size :math:`K`; 10 in the paper.
+    pairs : array_like of int, shape (p, 2), optional
+        Pairs to score; default the full ``n × m`` matrix.
+    center : bool
+        Subtract each side's mean vector before normalising (B.4).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    ndarray of float64
+        Shape ``(n, m)``, or ``(p,)`` with ``pairs``.
+
+    References
+    ----------
+    Conneau, Lample, Ranzato, Denoyer & Jégou 2018, *Word Translation Without Parallel
+    Data*, ICLR (formula as recorded in metrics.md B.3, marked unverified there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.0], [0.6, 0.8]])
+    >>> csls(x, x, k=2, backend="numpy").round(2).tolist()
+    [[0.4, -0.4], [-0.4, 0.4]]
+    """
+    return 2.0 * margin_scores(
+        src, tgt, margin="distance", k=k, pairs=pairs, center=center, backend=backend
+    )
+
+
+# ---------------------------------------------------------------- retrieval
+
+
+def _resolve_scoring(
+    scoring: object, margin: object, k: int | None, candidates: object
+) -> tuple[str, str, int, str, float]:
+    """Validated (scoring, margin, k, candidates, factor) for the shared retrieval core."""
+    scoring = _choice(scoring, "scoring", get_args(Scoring))
+    margin = _choice(margin, "margin", get_args(Margin))
+    if candidates is not None:
+        candidates = _choice(candidates, "candidates", get_args(Candidates))
+    if scoring == "cosine":
+        return "cosine", "none", 1, "knn", 1.0
+    if scoring == "csls":
+        k = 10 if k is None else _positive_int(k, "k")
+        return "csls", "distance", k, str(candidates or "all"), 2.0
+    k = 4 if k is None else _positive_int(k, "k")
+    return "margin", margin, k, str(candidates or "knn"), 1.0
+
+
+def _best(
+    xn: NDArray[np.float32],
+    yn: NDArray[np.float32],
+    fwd: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]] | None,
+    bwd_mean: NDArray[np.float64] | None,
+    margin: str,
+    candidates: str,
+    factor: float,
+    block_size: int | None,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Best target for each source row under the margin score (``fwd`` = NN of x in Y)."""
+    n, m = xn.shape[0], yn.shape[0]
+    if margin == "none" or candidates == "knn":
+        assert fwd is not None
+        sims, idx, fwd_mean = fwd
+        if margin == "none":
+            scores = sims
+        else:
+            assert bwd_mean is not None
+            scores = _apply_margin(sims, (fwd_mean[:, None] + bwd_mean[idx]) / 2, margin)
+        # First maximum: among equal scores, the candidate ranked first by cosine, i.e. the
+        # higher cosine, then the lower index.
+        col = np.argmax(scores, axis=1)
+        rows = np.arange(n)
+        return idx[rows, col], factor * scores[rows, col]
+    assert fwd is not None and bwd_mean is not None
+    fwd_mean = fwd[2]
+    d = xn.shape[1]
+    # Targets are visited in float64 chunks and rows in blocks, so memory stays bounded by
+    # one [block, chunk] score array plus one float64 chunk of targets, whatever n and m.
+    chunk = max(1, min(m, _CHUNK_BYTES // (8 * d)))
+    bs = block_size or max(1, _BLOCK_BYTES // (16 * chunk))
+    best = np.zeros(n, dtype=np.int64)
+    best_score = np.full(n, -np.inf)
+    for start in range(0, n, bs):
+        stop = min(start + bs, n)
+        xb = xn[start:stop].astype(np.float64)
+        rows = np.arange(stop - start)
+        for c0 in range(0, m, chunk):
+            c1 = min(c0 + chunk, m)
+            s = xb @ yn[c0:c1].astype(np.float64).T
+            base = np.add.outer(fwd_mean[start:stop], bwd_mean[c0:c1])
+            base /= 2
+            if margin == "distance":
+                s -= base
+            else:
+                s /= base
+            del base
+            j = np.argmax(s, axis=1)
+            v = s[rows, j]
+            # Strictly greater: on equal scores the earlier chunk, i.e. the lower index, wins.
+            better = v > best_score[start:stop]
+            best_score[start:stop][better] = v[better]
+            best[start:stop][better] = c0 + j[better]
+    return best, factor * best_score
+
+
+def _retrieve_both(
+    xn: NDArray[np.float32],
+    yn: NDArray[np.float32],
+    *,
+    margin: str,
+    k: int,
+    candidates: str,
+    factor: float,
+    directions: tuple[str, ...],
+    block_size: int | None,
+    backend: str,
+) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+    if margin == "none":
+        out = {}
+        if "src2tgt" in directions:
+            s, i = _knn64(xn, yn, k=1, backend=backend)
+            out["src2tgt"] = (i[:, 0], s[:, 0])
+        if "tgt2src" in directions:
+            s, i = _knn64(yn, xn, k=1, backend=backend)
+            out["tgt2src"] = (i[:, 0], s[:, 0])
+        return out
+    fwd = _neighbourhood(xn, yn, k, backend)
+    bwd = _neighbourhood(yn, xn, k, backend)
+    out = {}
+    if "src2tgt" in directions:
+        out["src2tgt"] = _best(xn, yn, fwd, bwd[2], margin, candidates, factor, block_size)
+    if "tgt2src" in directions:
+        out["tgt2src"] = _best(yn, xn, bwd, fwd[2], margin, candidates, factor, block_size)
+    return out
+
+
+def retrieve(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    scoring: Scoring = "cosine",
+    margin: Margin = "ratio",
+    k: int | None = None,
+    candidates: Candidates | None = None,
+    center: bool = False,
+    block_size: int | None = None,
+    backend: Backend = "auto",
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Best-scoring target row for every source row, in bounded memory.
+
+    ``scoring="cosine"``: :math:`\\arg\\max_j \\cos(x_i, y_j)` (exact kNN, ties to the lower
+    index). ``"margin"``: :math:`\\arg\\max_j` of :func:`margin_scores`. ``"csls"``:
+    :math:`\\arg\\max_j` of :func:`csls`.
+
+    The candidate set changes numbers and is part of the protocol: ``candidates="knn"``
+    searches only the ``k`` cosine nearest neighbours (LASER ``xsim.py`` and
+    ``mine_bitexts.py``, xtreme ``utils_retrieve.py``; default for ``"margin"``);
+    ``candidates="all"`` scores every target (MUSE's CSLS retrieval; default for ``"csls"``)
+    in blocks of source rows × chunks of targets, holding at most two ``[block, chunk]``
+    float64 arrays (256 MiB by default) and one float64 chunk of targets (64 MiB).
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    scoring : {"cosine", "margin", "csls"}
+    margin : {"none", "distance", "ratio"}
+        Margin function for ``scoring="margin"``.
+    k : int, optional
+        Neighbourhood size: default 4 for margin (LASER/xtreme), 10 for CSLS (Conneau et
+        al. 2018); unused for cosine.
+    candidates : {"knn", "all"}, optional
+        See above.
+    center : bool
+        Subtract each side's mean vector before normalising (B.4).
+    block_size : int, optional
+        Source rows per block for ``candidates="all"`` (default: 256 MiB of scores per block).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    indices : ndarray of int64, shape (n,)
+    scores : ndarray of float64, shape (n,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> idx, _ = retrieve(x, x[::-1], backend="numpy")
+    >>> idx.tolist()
+    [1, 0]
+    """
+    _, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
+    if block_size is not None:
+        block_size = _positive_int(block_size, "block_size")
+    xn = _unit_rows(src, "src", center=center)
+    yn = _unit_rows(tgt, "tgt", center=center)
+    _check_dims(xn, yn)
+    out = _retrieve_both(
+        xn,
+        yn,
+        margin=margin_,
+        k=k_,
+        candidates=cand,
+        factor=factor,
+        directions=("src2tgt",),
+        block_size=block_size,
+        backend=select_backend(backend),
+    )
+    return out["src2tgt"]
+
+
+def tatoeba_accuracy(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    direction: Direction = "both",
+    scoring: Scoring = "cosine",
+    margin: Margin = "ratio",
+    k: int | None = None,
+    candidates: Candidates | None = None,
+    dedup_texts: tuple[Sequence[str], Sequence[str]] | None = None,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> dict[str, Any]:
+    """Top-1 translation retrieval accuracy on paired rows (Tatoeba-style).
+
+    Rows are paired: ``src[i]`` translates ``tgt[i]``. For each direction,
+
+    .. math::
+        \\mathrm{Acc}_{A\\to B}=\\frac1n\\sum_{i=1}^{n}
+        \\mathbb{1}\\big[\\arg\\max_j \\mathrm{score}(a_i,b_j)=i\\big]
+
+    a **fraction in [0, 1]**, higher = better aligned (xtreme reports percent, LASER the
+    error :math:`1-\\mathrm{Acc}`). Both directions and their mean are reported, as
+    sentence-transformers' ``TranslationEvaluator`` does (metrics.md B.1). With
+    ``dedup_texts`` a retrieved row counts as a hit when its text equals the gold text
+    (LASER ``--textual``), which neutralises duplicate sentences (sentence-transformers
+    PR #4031). Ties between equal scores go to the lower row index.
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (n, d)
+    direction : {"both", "src2tgt", "tgt2src"}
+    scoring : {"cosine", "margin", "csls"}
+        ``"margin"`` is xSIM's scoring (LASER ``xsim.py``); ``"csls"`` is B.3.
+    margin : {"none", "distance", "ratio"}
+        For ``scoring="margin"``.
+    k : int, optional
+        Neighbourhood size: default 4 (margin) or 10 (CSLS).
+    candidates : {"knn", "all"}, optional
+        Targets searched under margin/CSLS scoring: the ``k`` cosine neighbours (xSIM;
+        default for margin) or all (MUSE; default for CSLS). See :func:`retrieve`.
+    dedup_texts : (src_texts, tgt_texts), optional
+        Texts of the rows, each of length ``n``.
+    center : bool
+        Subtract each side's mean vector before normalising (the centred variant, B.4);
+        a fitted ``LanguageCenterer`` can be applied by the caller instead.
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    dict
+        ``acc_src2tgt``, ``acc_tgt2src`` (float, or None for a direction not computed),
+        ``acc_mean`` (mean of the computed directions), ``n``, ``correct_src2tgt``,
+        ``correct_tgt2src`` (bool arrays per query, for bootstrap CIs, or None),
+        ``pred_src2tgt``, ``pred_tgt2src`` (retrieved row indices, or None) and
+        ``protocol`` (every choice that changes the number).
+
+    References
+    ----------
+    Artetxe & Schwenk 2019, *Massively Multilingual Sentence Embeddings for Zero-Shot
+    Cross-Lingual Transfer and Beyond*, TACL (Tatoeba); LASER ``source/xsim.py``;
+    Hu et al. 2020, *XTREME*, ICML.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.eye(3)
+    >>> r = tatoeba_accuracy(x, x, backend="numpy")
+    >>> r["acc_src2tgt"], r["acc_tgt2src"], r["acc_mean"], r["n"]
+    (1.0, 1.0, 1.0, 3)
+    """
+    direction = _choice(direction, "direction", get_args(Direction))  # type: ignore[assignment]
+    scoring_, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
+    xn = _unit_rows(src, "src", center=center)
+    yn = _unit_rows(tgt, "tgt", center=center)
+    _check_dims(xn, yn)
+    n = xn.shape[0]
+    if yn.shape[0] != n:
+        raise DataError(
+            f"src and tgt: {n} vs {yn.shape[0]} rows; expected paired rows "
+            "(src[i] translates tgt[i])"
+        )
+    if dedup_texts is not None:
+        if not isinstance(dedup_texts, tuple | list) or len(dedup_texts) != 2:
+            raise ConfigError("dedup_texts: expected a pair (src_texts, tgt_texts)")
+        src_texts, tgt_texts = (list(t) for t in dedup_texts)
+        if len(src_texts) != n or len(tgt_texts) != n:
+            raise DataError(
+                f"dedup_texts: {len(src_texts)} source and {len(tgt_texts)} target texts; "
+                f"expected {n} each (one per row)"
+            )
+    dirs = ("src2tgt", "tgt2src") if direction == "both" else (direction,)
+    found = _retrieve_both(
+        xn,
+        yn,
+        margin=margin_,
+        k=k_,
+        candidates=cand,
+        factor=factor,
+        directions=dirs,
+        block_size=None,
+        backend=select_backend(backend),
+    )
+    result: dict[str, Any] = {"n": n}
+    gold = np.arange(n)
+    accs = []
+    for name in ("src2tgt", "tgt2src"):
+        if name not in found:
+            result[f"acc_{name}"] = result[f"correct_{name}"] = result[f"pred_{name}"] = None
+            continue
+        pred = found[name][0]
+        if dedup_texts is None:
+            correct = pred == gold
+        else:
+            texts = np.asarray(tgt_texts if name == "src2tgt" else src_texts, dtype=object)
+            correct = texts[pred] == texts
+        correct = np.asarray(correct, dtype=bool)
+        result[f"acc_{name}"] = float(correct.mean())
+        result[f"correct_{name}"] = correct
+        result[f"pred_{name}"] = pred
+        accs.append(result[f"acc_{name}"])
+    result["acc_mean"] = float(np.mean(accs))
+    result["protocol"] = {
+        "metric": "tatoeba_accuracy",
+        "direction": direction,
+        "scoring": scoring_,
+        "margin": margin_ if scoring_ == "margin" else None,
+        "k": k_ if scoring_ != "cosine" else None,
+        "candidates": cand if scoring_ != "cosine" else None,
+        "dedup": "text" if dedup_texts is not None else "index",
+        "center": bool(center),
+        "units": "fraction",
+        "ties": "lower index",
+    }
+    return result
+
+
+# ---------------------------------------------------------------- xtreme compatibility
+
+
+def xtreme_layer_to_xalign(i: int) -> int:
+    """xalign layer ℓ for xtreme's ``specific_layer=i``: ℓ = i + 1.
+
+    xtreme keeps ``all_layer_outputs[-num_layers:]``, i.e. drops the embedding output, so its
+    layer ``i`` is ``hidden_states[i + 1]`` (metrics.md B.0). xalign's layer ℓ is
+    ``hidden_states[ℓ]``.
+
+    Examples
+    --------
+    >>> xtreme_layer_to_xalign(7)
+    8
+    """
+    if isinstance(i, bool) or not isinstance(i, int | np.integer) or i < 0:
+        raise ConfigError(f"xtreme layer {i!r}: expected an integer >= 0")
+    return int(i) + 1
+
+
+def xalign_layer_to_xtreme(layer: int) -> int:
+    """xtreme's ``specific_layer`` for xalign layer ℓ: i = ℓ − 1 (ℓ = 0 has no xtreme index).
+
+    Examples
+    --------
+    >>> xalign_layer_to_xtreme(8)
+    7
+    """
+    if isinstance(layer, bool) or not isinstance(layer, int | np.integer) or layer < 1:
+        raise ConfigError(
+            f"xalign layer {layer!r}: expected an integer >= 1 "
+            "(layer 0, the embedding output, has no xtreme index)"
+        )
+    return int(layer) - 1
+
+
+def xtreme_tatoeba_accuracy(
+    xx: ArrayLike, en: ArrayLike, *, backend: Backend = "auto"
+) -> dict[str, Any]:
+    """Tatoeba accuracy exactly as xtreme computes it: English queries, percent.
+
+    With pairs :math:`(a_i, b_i)`, :math:`a` in language xx and :math:`b` in English,
+    xtreme indexes the xx vectors and searches with each English :math:`b_j`
+    (``similarity_search(x, y)``: ``idx.add(x); idx.search(y, 1)``, FAISS L2 on unit vectors,
+    equivalent to cosine):
+
+    .. math::
+        \\pi(j)=\\arg\\max_i\\cos(a_i,b_j),\\qquad
+        \\mathrm{Acc}_{en\\to xx}=\\frac{100}{n}\\sum_{j=1}^{n}\\mathbb{1}[\\pi(j)=j]
+
+    Range [0, 100] (**percent**, unlike :func:`tatoeba_accuracy`); higher = better. For the
+    full xtreme setting also use mean pooling and the xtreme layer (convert with
+    :func:`xtreme_layer_to_xalign`; xtreme's default ``specific_layer=7`` is xalign layer 8).
+    Ties go to the lower index (faiss's own order may differ on exact ties).
+
+    Parameters
+    ----------
+    xx : array_like, shape (n, d)
+        Non-English sentence vectors (xtreme's ``x``).
+    en : array_like, shape (n, d)
+        English translations, row-paired with ``xx`` (xtreme's ``y``).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (percent), ``n``, ``correct`` (bool per English query),
+        ``predictions`` (retrieved xx row per English query), ``protocol``.
+
+    References
+    ----------
+    Hu et al. 2020, *XTREME*, ICML; ``third_party/utils_retrieve.py::similarity_search`` and
+    ``evaluate_retrieval.py``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xtreme_tatoeba_accuracy(np.eye(4), np.eye(4), backend="numpy")["accuracy"]
+    100.0
+    """
+    a = _unit_rows(xx, "xx")
+    b = _unit_rows(en, "en")
+    _check_dims(a, b)
+    if a.shape[0] != b.shape[0]:
+        raise DataError(f"xx and en: {a.shape[0]} vs {b.shape[0]} rows; expected paired rows")
+    _, idx = _knn64(b, a, k=1, backend=select_backend(backend))
+    pred = idx[:, 0]
+    correct = pred == np.arange(a.shape[0])
+    return {
+        "accuracy": 100.0 * float(correct.mean()),
+        "n": int(a.shape[0]),
+        "correct": correct,
+        "predictions": pred,
+        "protocol": {
+            "metric": "xtreme_tatoeba_accuracy",
+            "direction": "en2xx",
+            "scoring": "cosine",
+            "units": "percent",
+            "ties": "lower index",
+        },
+    }
+
+
+# ---------------------------------------------------------------- BUCC-style mining
+
+
+def bucc_mine(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    *,
+    k: int = 4,
+    margin: Margin = "ratio",
+    threshold: float | None = None,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> pd.DataFrame:
+    """Mine 1:1 translation pairs with margin scores (LASER/xtreme ``retrieval='max'``).
+
+    1. For every source :math:`x` the best-scoring target among its ``k`` cosine nearest
+       neighbours (forward), and for every target :math:`y` the best source among its ``k``
+       neighbours (backward), scored with :func:`margin_scores`.
+    2. Pool both lists and sort by score, descending (stable: forward candidates before
+       backward ones, then by row, where LASER's ``np.argsort(-scores)`` is unstable).
+    3. Greedily accept pairs whose source and target are both still unused (1:1).
+    4. Keep pairs with score ``> threshold`` when a threshold is given.
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    k : int
+        Neighbourhood size (clamped to the other side's row count); 4 in LASER/xtreme.
+    margin : {"none", "distance", "ratio"}
+    threshold : float, optional
+        Mining threshold :math:`\\tau`; default keeps all accepted pairs.
+    center : bool
+        Subtract each side's mean vector before normalising (B.4).
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``src_idx``, ``tgt_idx`` (int64 row indices), ``score`` (float64), sorted by
+        score descending.
+
+    References
+    ----------
+    Artetxe & Schwenk 2019, ACL (arXiv:1811.01136); LASER ``source/mine_bitexts.py``; xtreme
+    ``third_party/utils_retrieve.py::mine_bitext`` (metrics.md B.2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.1], [0.1, 1.0]])
+    >>> bucc_mine(x, x[::-1], k=1, backend="numpy")[["src_idx", "tgt_idx"]].values.tolist()
+    [[0, 1], [1, 0]]
+    """
+    import pandas as pd
+
+    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
+    k = _positive_int(k, "k")
+    xn = _unit_rows(src, "src", center=center)
+    yn = _unit_rows(tgt, "tgt", center=center)
+    _check_dims(xn, yn)
+    chosen = select_backend(backend)
+    n, m = xn.shape[0], yn.shape[0]
+    fwd = _neighbourhood(xn, yn, k, chosen)
+    bwd = _neighbourhood(yn, xn, k, chosen)
+    f_best, f_score = _best(xn, yn, fwd, bwd[2], margin, "knn", 1.0, None)
+    b_best, b_score = _best(yn, xn, bwd, fwd[2], margin, "knn", 1.0, None)
+    cand_src = np.concatenate([np.arange(n), b_best])
+    cand_tgt = np.concatenate([f_best, np.arange(m)])
+    scores = np.concatenate([f_score, b_score])
+    order = np.argsort(-scores, kind="stable")
+    used_src = np.zeros(n, dtype=bool)
+    used_tgt = np.zeros(m, dtype=bool)
+    keep = []
+    for c in order.tolist():
+        s, t = cand_src[c], cand_tgt[c]
+        if not used_src[s] and not used_tgt[t]:
+            used_src[s] = used_tgt[t] = True
+            keep.append(c)
+    keep_idx = np.asarray(keep, dtype=np.int64)
+    frame = pd.DataFrame(
+        {
+            "src_idx": cand_src[keep_idx].astype(np.int64),
+            "tgt_idx": cand_tgt[keep_idx].astype(np.int64),
+            "score": scores[keep_idx].astype(np.float64),
+        }
+    )
+    if threshold is not None:
+        frame = frame[frame["score"] > float(threshold)].reset_index(drop=True)
+    return frame
+
+
+def _gold_set(gold: Any, name: str = "gold") -> set[tuple[int, int]]:
+    if isinstance(gold, set):
+        items: Iterable = gold
+    else:
+        arr = np.asarray(gold)
+        if arr.size == 0:
+            return set()
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise DataError(f"{name}: expected (src_idx, tgt_idx) pairs, got shape {arr.shape}")
+        items = arr.tolist()
+    return {(int(s), int(t)) for s, t in items}
+
+
+def _mined_table(mined: Any) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    try:
+        src = np.asarray(mined["src_idx"], dtype=np.int64)
+        tgt = np.asarray(mined["tgt_idx"], dtype=np.int64)
+        score = np.asarray(mined["score"], dtype=np.float64)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise DataError(
+            "mined: expected a table with columns src_idx, tgt_idx, score (from bucc_mine)"
+        ) from exc
+    return src, tgt, score
+
+
+def bucc_f1(mined: Any, gold_pairs: Any, threshold: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 of mined pairs against gold pairs (BUCC shared task).
+
+    .. math::
+        P=\\frac{|\\mathcal{A}_\\tau\\cap\\mathcal{G}|}{|\\mathcal{A}_\\tau|},\\quad
+        R=\\frac{|\\mathcal{A}_\\tau\\cap\\mathcal{G}|}{|\\mathcal{G}|},\\quad
+        F_1=\\frac{2PR}{P+R}
+
+    with :math:`\\mathcal{A}_\\tau` the mined pairs with score ``>= threshold`` (xtreme
+    ``bucc_extract``). **Fractions in [0, 1]** (xtreme and the BUCC papers report percent);
+    higher = better. An empty :math:`\\mathcal{A}_\\tau` gives P = 0; P = R = 0 gives F1 = 0.
+
+    Parameters
+    ----------
+    mined : DataFrame or mapping
+        Columns ``src_idx``, ``tgt_idx``, ``score`` (:func:`bucc_mine`).
+    gold_pairs : array_like of shape (g, 2), or set of (src_idx, tgt_idx)
+    threshold : float
+
+    Returns
+    -------
+    (precision, recall, f1) : tuple of float
+
+    References
+    ----------
+    Zweigenbaum, Sharoff & Rapp 2017/2018, BUCC shared task; xtreme
+    ``third_party/utils_retrieve.py::bucc_eval``; LASER ``tasks/bucc/bucc.py``.
+
+    Examples
+    --------
+    >>> mined = {"src_idx": [0, 1, 2], "tgt_idx": [0, 2, 1], "score": [1.3, 1.2, 0.9]}
+    >>> bucc_f1(mined, [(0, 0), (1, 2), (2, 2)], threshold=1.0)
+    (1.0, 0.6666666666666666, 0.8)
+    """
+    src, tgt, score = _mined_table(mined)
+    gold = _gold_set(gold_pairs, "gold_pairs")
+    keep = score >= float(threshold)
+    extracted = set(zip(src[keep].tolist(), tgt[keep].tolist(), strict=True))
+    hits = len(extracted & gold)
+    precision = hits / len(extracted) if extracted else 0.0
+    recall = hits / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return precision, recall, f1
+
+
+def bucc_optimize_threshold(mined: Any, gold: Any) -> float:
+    """Threshold that maximises F1 on gold pairs, by xtreme's midpoint rule.
+
+    Candidates are sorted by score, descending; F1 is computed after each one; at the best
+    cut :math:`i` the threshold is the midpoint :math:`(s_i + s_{i+1})/2` of that score and
+    the next (xtreme ``bucc_optimize``). Use it on train/dev gold only, then apply the
+    threshold to test with :func:`bucc_f1` (metrics.md B.2, B.10; xtreme#60). Two edge
+    cases xtreme leaves open: when the best cut keeps every candidate the threshold is the
+    last score (xtreme would index past the end), and when no candidate is correct it
+    stays 0.0, xtreme's initial value.
+
+    Parameters
+    ----------
+    mined : DataFrame or mapping
+        Columns ``src_idx``, ``tgt_idx``, ``score``.
+    gold : array_like of shape (g, 2), or set of (src_idx, tgt_idx)
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    Hu et al. 2020, *XTREME*, ICML; ``third_party/utils_retrieve.py::bucc_optimize``.
+
+    Examples
+    --------
+    >>> mined = {"src_idx": [0, 1, 2], "tgt_idx": [0, 2, 1], "score": [1.3, 1.2, 0.9]}
+    >>> round(bucc_optimize_threshold(mined, [(0, 0), (1, 2)]), 6)
+    1.05
+    """
+    src, tgt, score = _mined_table(mined)
+    gold_set = _gold_set(gold)
+    order = np.argsort(-score, kind="stable")
+    n_gold = len(gold_set)
+    threshold = 0.0
+    best_f1 = 0.0
+    n_correct = 0
+    for rank, c in enumerate(order.tolist()):
+        if (int(src[c]), int(tgt[c])) in gold_set:
+            n_correct += 1
+        if n_correct == 0:
+            continue
+        precision = n_correct / (rank + 1)
+        recall = n_correct / n_gold
+        f1 = 2 * precision * recall / (precision + recall)
+        if f1 > best_f1:
+            best_f1 = f1
+            nxt = score[order[rank + 1]] if rank + 1 < len(order) else score[c]
+            threshold = float((score[c] + nxt) / 2)
+    return threshold
+
+
+def bucc_evaluate(
+    src: ArrayLike,
+    tgt: ArrayLike,
+    gold: ArrayLike | None = None,
+    *,
+    n_distractors: int | None = None,
+    held_out_fraction: float = 0.5,
+    seed: int = 0,
+    k: int = 4,
+    margin: Margin = "ratio",
+    oracle: bool = False,
+    center: bool = False,
+    backend: Backend = "auto",
+) -> dict[str, Any]:
+    """BUCC-style mining F1 on parallel data mixed with distractors, τ tuned on held-out gold.
+
+    Construction (xalign-defined, following the BUCC setting of metrics.md B.2):
+
+    1. Gold pairs are ``gold`` (``(src_idx, tgt_idx)`` rows, 1:1) or, when ``gold`` is None,
+       the row pairing ``src[i] ↔ tgt[i]``. Rows outside the gold pairs are distractors.
+    2. ``n_distractors`` gold pairs, drawn with ``seed``, lose one side: half keep only their
+       source sentence, half only their target sentence (unpaired rows, as in BUCC, where
+       most sentences have no translation).
+    3. The remaining gold pairs and the distractor rows of each side are split at random:
+       a fraction ``held_out_fraction`` forms the *tuning* part, the rest the *test* part.
+    4. Each part is mined on its own with :func:`bucc_mine`; the threshold τ is chosen on the
+       tuning part with :func:`bucc_optimize_threshold` (xtreme midpoint rule) and applied
+       to the test part, where P/R/F1 are reported (:func:`bucc_f1`). With ``oracle=True``
+       the threshold tuned on the test part and its scores are also returned, under keys
+       prefixed ``oracle_`` (an oracle number, never the main result).
+
+    Parameters
+    ----------
+    src : array_like, shape (n, d)
+    tgt : array_like, shape (m, d)
+    gold : array_like of int, shape (g, 2), optional
+    n_distractors : int, optional
+        Gold pairs turned into unpaired rows; default half of the gold pairs.
+    held_out_fraction : float
+        Share of gold pairs and distractors used to tune τ, in (0, 1).
+    seed : int
+    k : int
+        Margin neighbourhood size.
+    margin : {"none", "distance", "ratio"}
+    oracle : bool
+    center : bool
+        Centre each side of each part (its own mean) before mining.
+    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` (fractions in [0, 1], higher = better), ``threshold``,
+        counts ``n_gold_tune``, ``n_gold_test``, ``n_src_tune``, ``n_tgt_tune``,
+        ``n_src_test``, ``n_tgt_test``, ``n_extracted_test``, optional ``oracle_*`` keys,
+        and ``protocol``.
+
+    References
+    ----------
+    Zweigenbaum, Sharoff & Rapp 2017/2018, BUCC shared task; Artetxe & Schwenk 2019, ACL;
+    xtreme ``bucc_optimize``/``bucc_eval``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(40, 16))
+    >>> r = bucc_evaluate(x, x + 0.01 * rng.normal(size=x.shape), backend="numpy")
+    >>> r["f1"], r["n_gold_test"]
+    (1.0, 10)
+    """
+    k = _positive_int(k, "k")
+    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
+    if not isinstance(held_out_fraction, float | int) or not 0 < held_out_fraction < 1:
+        raise ConfigError(f"held_out_fraction={held_out_fraction!r}: expected a number in (0, 1)")
+    x = np.asarray(src)
+    y = np.asarray(tgt)
+    if x.ndim != 2 or y.ndim != 2:
+        raise DataError(f"src and tgt: expected 2-D arrays, got shapes {x.shape} and {y.shape}")
+    n, m = x.shape[0], y.shape[0]
+    if gold is None:
+        if n != m:
+            raise DataError(f"src and tgt: {n} vs {m} rows; without gold pairs rows must be paired")
+        pairs = np.stack([np.arange(n), np.arange(n)], axis=1).astype(np.int64)
+    else:
+        pairs = _pairs(gold, "gold", n, m)
+        for side, name in ((0, "source"), (1, "target")):
+            uniq, times = np.unique(pairs[:, side], return_counts=True)
+            if (times > 1).any():
+                raise DataError(
+                    f"gold: {name} row {int(uniq[times > 1][0])} appears in several pairs; "
+                    "expected 1:1 pairs"
+                )
+    g = len(pairs)
+    nd = g // 2 if n_distractors is None else n_distractors
+    if isinstance(nd, bool) or not isinstance(nd, int | np.integer) or not 0 <= nd <= g - 2:
+        raise ConfigError(
+            f"n_distractors={n_distractors!r}: expected an integer in [0, {max(g - 2, 0)}] "
+            f"(at least 2 of the {g} gold pairs must stay paired)"
+        )
+    rng = np.random.default_rng(seed)
+    pairs = pairs[rng.permutation(g)]
+    broken, kept = pairs[:nd], pairs[nd:]
+    half = (nd + 1) // 2
+    src_distract = np.concatenate(
+        [broken[:half, 0], np.setdiff1d(np.arange(n), pairs[:, 0])]
+    ).astype(np.int64)
+    tgt_distract = np.concatenate(
+        [broken[half:, 1], np.setdiff1d(np.arange(m), pairs[:, 1])]
+    ).astype(np.int64)
+    src_distract = src_distract[rng.permutation(len(src_distract))]
+    tgt_distract = tgt_distract[rng.permutation(len(tgt_distract))]
+
+    def cut(a: NDArray[np.int64]) -> int:
+        return round(held_out_fraction * len(a))
+
+    n_tune = min(max(cut(kept), 1), len(kept) - 1)
+    parts = {
+        "tune": (
+            kept[:n_tune],
+            src_distract[: cut(src_distract)],
+            tgt_distract[: cut(tgt_distract)],
+        ),
+        "test": (
+            kept[n_tune:],
+            src_distract[cut(src_distract) :],
+            tgt_distract[cut(tgt_distract) :],
+        ),
+    }
+    mined: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for name, (gold_part, s_extra, t_extra) in parts.items():
+        s_rows = np.sort(np.concatenate([gold_part[:, 0], s_extra]))
+        t_rows = np.sort(np.concatenate([gold_part[:, 1], t_extra]))
+        frame = bucc_mine(x[s_rows], y[t_rows], k=k, margin=margin, center=center, backend=backend)
+        frame["src_idx"] = s_rows[frame["src_idx"].to_numpy()]
+        frame["tgt_idx"] = t_rows[frame["tgt_idx"].to_numpy()]
+        mined[name] = frame
+        counts[f"n_gold_{name}"] = len(gold_part)
+        counts[f"n_src_{name}"] = len(s_rows)
+        counts[f"n_tgt_{name}"] = len(t_rows)
+    gold_tune, gold_test = parts["tune"][0], parts["test"][0]
+    threshold = bucc_optimize_threshold(mined["tune"], gold_tune)
+    precision, recall, f1 = bucc_f1(mined["test"], gold_test, threshold)
+    result: dict[str, Any] = {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "threshold": threshold,
+        **counts,
+        "n_extracted_test": int((mined["test"]["score"] >= threshold).sum()),
+    }
+    if oracle:
+        t_oracle = bucc_optimize_threshold(mined["test"], gold_test)
+        p_o, r_o, f_o = bucc_f1(mined["test"], gold_test, t_oracle)
+        result.update(
+            oracle_threshold=t_oracle, oracle_precision=p_o, oracle_recall=r_o, oracle_f1=f_o
+        )
+    result["protocol"] = {
+        "metric": "bucc_f1",
+        "margin": margin,
+        "k": k,
+        "retrieval": "max",
+        "n_distractors": int(nd),
+        "held_out_fraction": float(held_out_fraction),
+        "seed": seed,
+        "center": bool(center),
+        "threshold_rule": "xtreme bucc_optimize midpoint, tuned on the held-out part",
+        "oracle": "oracle_* keys: threshold tuned on the test part" if oracle else None,
+        "units": "fraction",
+    }
+    return result

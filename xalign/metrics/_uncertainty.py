@@ -1,0 +1,132 @@
+"""Percentile-bootstrap confidence intervals, vectorised and seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from xalign.errors import ConfigError, DataError
+
+__all__ = ["bootstrap_ci", "bootstrap_distribution"]
+
+# Upper bound on the elements of one (replicates x n) resample block: about 32 MB of float64.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _check_values(values: ArrayLike) -> NDArray[np.float64]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise DataError(f"bootstrap values: expected a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise DataError("bootstrap values: empty array (nothing to resample)")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise DataError(
+            f"bootstrap values: non-finite value(s) at index {', '.join(map(str, bad[:10]))}"
+        )
+    return arr
+
+
+def bootstrap_distribution(
+    values: ArrayLike,
+    *,
+    statistic: Callable[..., Any] = np.mean,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """Return ``n_boot`` bootstrap replicates of ``statistic(values)``.
+
+    Each replicate resamples the ``n`` values with replacement (Efron 1979) and applies
+    ``statistic(sample, axis=-1)`` to a block of replicates at once, so ``statistic`` must
+    accept an ``axis`` keyword (``np.mean``, ``np.median``, ``np.std`` do). Blocks are sized
+    so that a block holds at most about 4 million values: time O(n_boot * n), memory O(4e6).
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Per-item values, e.g. 0/1 correctness of each query.
+    statistic : callable
+        Reduces the last axis.
+    n_boot : int
+        Number of replicates (>= 1).
+    seed : int
+        Seed of the ``numpy.random.default_rng`` stream; the same seed gives the same replicates.
+
+    Returns
+    -------
+    ndarray of shape (n_boot,)
+
+    Examples
+    --------
+    >>> bootstrap_distribution([1.0, 1.0, 1.0], n_boot=4).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    arr = _check_values(values)
+    if int(n_boot) < 1:
+        raise ConfigError(f"n_boot={n_boot} is not allowed; expected an integer >= 1")
+    n_boot = int(n_boot)
+    n = arr.size
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // n)
+    out = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, block):
+        stop = min(n_boot, start + block)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = np.asarray(statistic(arr[idx], axis=-1), dtype=np.float64)
+    return out
+
+
+def bootstrap_ci(
+    values: ArrayLike,
+    *,
+    statistic: Callable[..., Any] = np.mean,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Return the percentile-bootstrap ``(1 - alpha)`` confidence interval ``(low, high)``.
+
+    The interval is the ``alpha/2`` and ``1 - alpha/2`` quantiles of the bootstrap replicates
+    :math:`\\hat\\theta^*_1..\\hat\\theta^*_B` of ``statistic`` (the percentile method; Efron &
+    Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13). For a metric that is a mean
+    over items (accuracy = mean of 0/1 correctness, mean cosine of translation pairs) pass the
+    per-item values. It assumes the items are independent; it is exact in neither small
+    samples nor for statistics at the edge of their range (a 0/1 array that is all ones gives
+    the degenerate interval (1, 1)).
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Per-item values (finite).
+    statistic : callable
+        Reduces the last axis; must accept ``axis=``. Default ``np.mean``.
+    n_boot : int
+        Number of bootstrap replicates.
+    alpha : float
+        Miscoverage in (0, 1); 0.05 gives a 95 % interval.
+    seed : int
+        Seed; the same inputs and seed give the same interval.
+
+    Returns
+    -------
+    (float, float)
+
+    References
+    ----------
+    Efron, B. (1979). Bootstrap methods: another look at the jackknife. Ann. Statist. 7(1).
+
+    Examples
+    --------
+    >>> correct = [1] * 80 + [0] * 20
+    >>> low, high = bootstrap_ci(correct, seed=0)
+    >>> bool(low < 0.8 < high), bool(0.65 < low), bool(high < 0.95)
+    (True, True, True)
+    """
+    if not 0.0 < float(alpha) < 1.0:
+        raise ConfigError(f"alpha={alpha} is not allowed; expected 0 < alpha < 1")
+    reps = bootstrap_distribution(values, statistic=statistic, n_boot=n_boot, seed=seed)
+    low, high = np.quantile(reps, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)

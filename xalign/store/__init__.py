@@ -1,0 +1,7 @@
+"""Stores: the on-disk result of one extraction run, read lazily, written atomically, resumable."""
+
+from __future__ import annotations
+
+from xalign.store._store import FORMAT, FORMAT_VERSION, Store, StoreWriter, is_store
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Store", "StoreWriter", "is_store"]
