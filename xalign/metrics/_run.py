@@ -25,9 +25,18 @@ __all__ = [
 
 #: Columns of the results table (DESIGN.md).
 RESULTS_COLUMNS = (
-    "store", "checkpoint", "metric", "layer", "lang", "lang2",
-    "value", "n", "ci_low", "ci_high", "protocol",
-)  # fmt: skip
+    "store",
+    "checkpoint",
+    "metric",
+    "layer",
+    "lang",
+    "lang2",
+    "value",
+    "n",
+    "ci_low",
+    "ci_high",
+    "protocol",
+)
 
 #: Metric groups of ``--metrics`` (``all`` = every group the stores support).
 METRIC_GROUPS = ("retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores")
@@ -159,9 +168,17 @@ def _aligned(rows: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray
     return ia.loc[common].to_numpy(), ib.loc[common].to_numpy()
 
 
+def _protocol(d: dict[str, Any]) -> str:
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
 def _retrieval(
     X: np.ndarray, rows: pd.DataFrame, cfg: MetricsConfig, centered: bool, pooling: str
 ) -> list[dict[str, Any]]:
+    """Tatoeba-style accuracy for each language pair, both directions and their mean.
+
+    ``X`` is already language-centred when ``centered``; rows are paired through ``group``.
+    """
     from xalign.metrics._retrieval import tatoeba_accuracy
     from xalign.metrics._uncertainty import bootstrap_ci
 
@@ -182,38 +199,30 @@ def _retrieval(
                 dedup_texts=(list(texts[ia]), list(texts[ib])) if cfg.dedup else None,
                 backend=cfg.backend,  # type: ignore[arg-type]
             )
-            proto = {**r["protocol"], "pooling": pooling, "centered": centered, "seed": cfg.seed,
-                     "n_boot": cfg.bootstrap}  # fmt: skip
+            proto = {k: v for k, v in r["protocol"].items() if k != "center"}
+            proto.update(pooling=pooling, centered=centered, seed=cfg.seed, n_boot=cfg.bootstrap)
             both = np.concatenate([r["correct_src2tgt"], r["correct_tgt2src"]])
             for name, src, tgt, correct in (
                 ("src2tgt", a, b, r["correct_src2tgt"]),
                 ("tgt2src", b, a, r["correct_tgt2src"]),
                 ("mean", a, b, both),
             ):
-                lo, hi = (
-                    bootstrap_ci(correct.astype(float), n_boot=cfg.bootstrap, seed=cfg.seed)
-                    if cfg.bootstrap
-                    else (np.nan, np.nan)
-                )
+                lo, hi = (np.nan, np.nan)
+                if cfg.bootstrap:
+                    lo, hi = bootstrap_ci(
+                        correct.astype(float), n_boot=cfg.bootstrap, seed=cfg.seed
+                    )
+                direction = "mean of both" if name == "mean" else "lang queries, lang2 searched"
                 out.append(
                     {
-                        "metric": "retrieval_acc" if name != "mean" else "retrieval_acc_mean",
+                        "metric": "retrieval_acc_mean" if name == "mean" else "retrieval_acc",
                         "lang": src,
                         "lang2": tgt,
                         "value": r[f"acc_{name}"],
                         "n": r["n"],
                         "ci_low": lo,
                         "ci_high": hi,
-                        "protocol": json.dumps(
-                            {
-                                **proto,
-                                "direction": "query lang → lang2"
-                                if name != "mean"
-                                else "mean of both",
-                            },
-                            sort_keys=True,
-                            separators=(",", ":"),
-                        ),  # fmt: skip
+                        "protocol": _protocol({**proto, "direction": direction}),
                     }
                 )
     return out
@@ -222,6 +231,7 @@ def _retrieval(
 def _bucc(
     X: np.ndarray, rows: pd.DataFrame, cfg: MetricsConfig, centered: bool, pooling: str
 ) -> list[dict[str, Any]]:
+    """BUCC-style mining P/R/F1 per language pair (needs at least 20 parallel rows)."""
     from xalign.metrics._retrieval import bucc_evaluate
 
     out = []
@@ -231,11 +241,19 @@ def _bucc(
         if len(ia) < 20:
             continue
         r = bucc_evaluate(X[ia], X[ib], seed=cfg.seed, k=cfg.k, backend=cfg.backend)  # type: ignore[arg-type]
-        proto = {**r["protocol"], "pooling": pooling, "centered": centered}
+        proto = {k: v for k, v in r["protocol"].items() if k != "center"}
+        proto.update(pooling=pooling, centered=centered)
         for m in ("precision", "recall", "f1"):
-            out.append({"metric": f"bucc_{m}", "lang": a, "lang2": b, "value": r[m],
-                        "n": r["n_gold_test"],
-                        "protocol": json.dumps(proto, sort_keys=True, separators=(",", ":"))})  # fmt: skip
+            out.append(
+                {
+                    "metric": f"bucc_{m}",
+                    "lang": a,
+                    "lang2": b,
+                    "value": r[m],
+                    "n": r["n_gold_test"],
+                    "protocol": _protocol(proto),
+                }
+            )
     return out
 
 
@@ -255,6 +273,14 @@ def _records(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def compute_metrics(config: MetricsConfig) -> pd.DataFrame:
     """Compute the requested metric groups for every store and layer; returns the results table."""
+    with warnings.catch_warnings():
+        # Tatoeba-like corpora pair every language with English only: the other pairs have no
+        # parallel rows by construction, which is not worth a warning per layer.
+        warnings.filterwarnings("ignore", message=".*omitted language pair", category=UserWarning)
+        return _compute(config)
+
+
+def _compute(config: MetricsConfig) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
     from xalign.metrics._centering import center_by_language
@@ -294,8 +320,8 @@ def compute_metrics(config: MetricsConfig) -> pd.DataFrame:
                         centered=_both(config),
                         sample_size=config.sample_size,
                         seed=config.seed,
-                        n_boot=config.bootstrap or 1,
-                    )  # fmt: skip
+                        n_boot=config.bootstrap,
+                    )
                 )
             if "isotropy" in groups:
                 parts.append(isotropy_metrics(X, langs, centered=_both(config), seed=config.seed))
@@ -309,8 +335,8 @@ def compute_metrics(config: MetricsConfig) -> pd.DataFrame:
                             cv=config.cv,
                             seed=config.seed,
                             centered=centered,
-                            n_boot=config.bootstrap or 1,
-                        )  # fmt: skip
+                            n_boot=config.bootstrap,
+                        )
                     )
             if has_groups:
                 for centered in config.centerings:
@@ -372,18 +398,30 @@ def _store_similarity(
         M = cka_matrix(A, B)
         for i, x in enumerate(layers_a):
             for j, y in enumerate(layers_b):
+                proto = {
+                    "other_store": str(b.path),
+                    "other_checkpoint": lb,
+                    "other_layer": y,
+                    "pooling": cfg.pooling,
+                    "debiased": False,
+                    "form": "feature-space",
+                    "centered": False,
+                }
                 recs.append(
                     {
-                        "store": str(a.path), "checkpoint": la, "metric": "cka_between_stores",
-                        "layer": x, "lang": None, "lang2": None, "value": float(M[i, j]),
-                        "n": len(A[i]), "ci_low": np.nan, "ci_high": np.nan,
-                        "protocol": json.dumps(
-                            {"other_store": str(b.path), "other_checkpoint": lb, "other_layer": y,
-                             "pooling": cfg.pooling, "debiased": False, "form": "feature-space"},
-                            sort_keys=True, separators=(",", ":"),
-                        ),
+                        "store": str(a.path),
+                        "checkpoint": la,
+                        "metric": "cka_between_stores",
+                        "layer": x,
+                        "lang": None,
+                        "lang2": None,
+                        "value": float(M[i, j]),
+                        "n": len(A[i]),
+                        "ci_low": np.nan,
+                        "ci_high": np.nan,
+                        "protocol": _protocol(proto),
                     }
-                )  # fmt: skip
+                )
     return pd.DataFrame(recs, columns=list(RESULTS_COLUMNS))
 
 
@@ -391,10 +429,14 @@ def summarize(results: pd.DataFrame) -> str:
     """A compact per-layer table: mean retrieval accuracy, language gap, silhouette, probe."""
     lines = []
     for (store, ckpt), df in results.groupby(["store", "checkpoint"], sort=False):
-        raw = df[df["protocol"].str.contains('"cent[a-z]*":false', regex=True)]
+        raw = df[df["protocol"].str.contains('"centered":false', regex=False)]
 
         def per_layer(
-            metric: str, extra: str | None = None, *, lang_none: bool = False
+            metric: str,
+            extra: str | None = None,
+            *,
+            lang_none: bool = False,
+            raw: pd.DataFrame = raw,
         ) -> pd.Series:
             d = raw[raw["metric"] == metric]
             if extra:

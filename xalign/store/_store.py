@@ -293,7 +293,7 @@ class Store:
         return np.asarray(arr[a:b, self._layer_index(layer, self.layers), :], dtype=np.float32)
 
     def attention(self, row: int, *, layer: int) -> NDArray[np.float32]:
-        """Attention of block ``layer`` (1..L) of one row: ``[T, T]`` head-mean, or ``[H, T, T]``."""
+        """Attention of block ``layer`` (1..L) of one row: head-mean ``[T, T]`` or ``[H, T, T]``."""
         mode = self.attention_mode
         if mode == "none":
             raise ConfigError(

@@ -1,0 +1,214 @@
+"""The metrics runner over real (tiny-model) stores, checked against plain numpy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xalign.data import Corpus, load_sample
+from xalign.errors import ConfigError, DataError
+from xalign.extract import ExtractConfig, extract
+from xalign.metrics import RESULTS_COLUMNS, MetricsConfig, compute_metrics
+from xalign.metrics.__main__ import main
+from xalign.store import Store
+
+LANGS = ["eng", "deu", "rus", "cmn_Hans"]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    rows = load_sample(langs=LANGS).rows
+    keep = sorted(rows["group"].unique())[:40]
+    return Corpus(rows[rows["group"].isin(keep)], name="sample-40", source="sample")
+
+
+@pytest.fixture(scope="module")
+def store(tiny_xlmr, corpus, tmp_path_factory) -> Store:
+    out = tmp_path_factory.mktemp("metrics") / "s"
+    st, _ = extract(
+        ExtractConfig(out=str(out), pooling=["mean", "cls"], label="before", progress=False),
+        corpus=corpus,
+        encoder=tiny_xlmr,
+    )
+    return st
+
+
+@pytest.fixture(scope="module")
+def results(store) -> pd.DataFrame:
+    return compute_metrics(MetricsConfig(stores=[str(store.path)], bootstrap=50, progress=False))
+
+
+def _unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def _numpy_accuracy(src, tgt):
+    s = _unit(src) @ _unit(tgt).T
+    gold = np.arange(len(src))
+    return (s.argmax(1) == gold).mean(), (s.argmax(0) == gold).mean()
+
+
+def test_schema_and_coverage(results, store):
+    assert tuple(results.columns) == RESULTS_COLUMNS
+    assert set(results["layer"]) == set(store.layers)
+    assert set(results["checkpoint"]) == {"before"}
+    for p in results["protocol"].head(200):
+        assert isinstance(json.loads(p), dict)
+    metrics = set(results["metric"])
+    for m in ("retrieval_acc", "retrieval_acc_mean", "centroid_distance_scaled",
+              "language_silhouette", "translation_contrast", "davies_bouldin", "lid_accuracy",
+              "lid_selectivity", "mean_random_cosine", "bucc_f1"):  # fmt: skip
+        assert m in metrics, m
+    assert any("cka" in m for m in metrics)
+    acc = results[results["metric"].str.startswith("retrieval_acc")]
+    assert acc["value"].between(0, 1).all()
+    assert (acc["ci_low"] <= acc["value"] + 1e-12).all() and (acc["value"] <= acc["ci_high"] + 1e-12).all()
+    # pivot eng: every other language paired with English, both directions
+    pairs = set(zip(acc["lang"], acc["lang2"], strict=True))
+    assert ("deu", "eng") in pairs and ("eng", "deu") in pairs and ("deu", "rus") not in pairs
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_retrieval_equals_numpy(results, store, centered):
+    layer = store.layers[-1]
+    X, rows = store.sentences(layer=layer, with_rows=True)
+    if centered:
+        for lang in set(rows["lang"]):
+            m = (rows["lang"] == lang).to_numpy()
+            X[m] -= X[m].mean(0)
+    by = {lang: g.sort_values("group") for lang, g in rows.groupby("lang")}
+    for lang in ("deu", "rus", "cmn_Hans"):
+        a, b = by[lang], by["eng"]
+        assert (a["group"].to_numpy() == b["group"].to_numpy()).all()
+        src2tgt, tgt2src = _numpy_accuracy(X[a.index], X[b.index])
+        sel = results[
+            (results["layer"] == layer)
+            & results["protocol"].str.contains('"scoring":"cosine"')
+            & results["protocol"].str.contains(f'"centered":{str(centered).lower()}')
+        ]
+        got = sel.set_index(["metric", "lang", "lang2"])["value"]
+        assert got[("retrieval_acc", lang, "eng")] == pytest.approx(src2tgt)
+        assert got[("retrieval_acc", "eng", lang)] == pytest.approx(tgt2src)
+        assert got[("retrieval_acc_mean", lang, "eng")] == pytest.approx((src2tgt + tgt2src) / 2)
+
+
+def test_centroid_gap_equals_numpy(results, store):
+    layer = 1
+    X, rows = store.sentences(layer=layer, with_rows=True)
+    mu = {lang: X[(rows["lang"] == lang).to_numpy()].astype(np.float64).mean(0) for lang in LANGS}
+    got = results[
+        (results["metric"] == "centroid_distance")
+        & (results["layer"] == layer)
+        & results["protocol"].str.contains('"centered":false')
+    ]
+    assert len(got) == 6
+    for _, r in got.iterrows():
+        assert r["value"] == pytest.approx(np.linalg.norm(mu[r["lang"]] - mu[r["lang2"]]), rel=1e-5)
+    centred = results[
+        (results["metric"] == "centroid_distance")
+        & results["protocol"].str.contains('"centered":true')
+    ]
+    assert np.allclose(centred["value"], 0, atol=1e-5)
+
+
+def test_two_stores_same_corpus(store, tmp_path):
+    copy = tmp_path / "after"
+    shutil.copytree(store.path, copy)
+    res = compute_metrics(
+        MetricsConfig(
+            stores=[f"before={store.path}", f"after={copy}"],
+            metrics=["stores", "retrieval"],
+            bootstrap=0,
+            progress=False,
+        )
+    )
+    assert set(res["checkpoint"]) == {"before", "after"}
+    cka = res[res["metric"] == "cka_between_stores"]
+    assert len(cka) == len(store.layers) ** 2
+    proto = cka["protocol"].map(json.loads)
+    diag = cka[[p["other_layer"] == layer for p, layer in zip(proto, cka["layer"], strict=True)]]
+    assert np.allclose(diag["value"], 1.0)
+    before = res[res["checkpoint"] == "before"].drop(columns=["store", "checkpoint"])
+    after = res[res["checkpoint"] == "after"].drop(columns=["store", "checkpoint"])
+    pd.testing.assert_frame_equal(
+        before[before["metric"] != "cka_between_stores"].reset_index(drop=True),
+        after.reset_index(drop=True),
+    )
+
+
+def test_refuses_stores_of_different_corpora(store, corpus, tiny_xlmr, tmp_path):
+    other, _ = extract(
+        ExtractConfig(out=str(tmp_path / "other"), progress=False),
+        corpus=corpus.select(langs=["eng", "deu"]),
+        encoder=tiny_xlmr,
+    )
+    with pytest.raises(DataError, match="different corpora.*--independent"):
+        compute_metrics(MetricsConfig(stores=[str(store.path), str(other.path)], progress=False))
+    res = compute_metrics(
+        MetricsConfig(
+            stores=[str(store.path), str(other.path)],
+            metrics=["isotropy"],
+            independent=True,
+            progress=False,
+        )
+    )
+    assert res["store"].nunique() == 2
+
+
+def test_nan_vectors_reported_with_row_ids(store, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(store.path, bad)
+    import zarr
+
+    arr = zarr.open_array(str(bad / "arrays.zarr" / "sentence" / "mean"), mode="r+")
+    arr[3, 1, 0] = np.nan
+    row_id = Store.open(bad).rows["id"][3]
+    with pytest.raises(DataError, match=rf"layer 1: 1 vector\(s\) with NaN/inf, row ids \['{row_id}'\]"):
+        compute_metrics(MetricsConfig(stores=[str(bad)], metrics=["isotropy"], progress=False))
+
+
+def test_bad_options(store, corpus, tiny_xlmr, tmp_path):
+    with pytest.raises(ConfigError, match="--layers 9 out of range"):
+        compute_metrics(MetricsConfig(stores=[str(store.path)], layers="9", progress=False))
+    some, _ = extract(
+        ExtractConfig(out=str(tmp_path / "some"), layers="0,2", progress=False),
+        corpus=corpus,
+        encoder=tiny_xlmr,
+    )
+    with pytest.raises(ConfigError, match=r"layer\(s\) \[1\] not in store .*stored: \[0, 2\]"):
+        compute_metrics(MetricsConfig(stores=[str(some.path)], layers="1", progress=False))
+    with pytest.raises(ConfigError, match="pooling 'max' not in store"):
+        compute_metrics(MetricsConfig(stores=[str(store.path)], pooling="max", progress=False))
+    with pytest.raises(ConfigError, match="allowed values are all"):
+        MetricsConfig(stores=["x"], metrics=["nope"])
+
+
+def test_language_with_one_row_is_named(tiny_bert, tmp_path):
+    recs = [{"id": f"e{i}", "lang": "eng", "text": f"sentence number {i}"} for i in range(6)]
+    recs.append({"id": "d0", "lang": "deu", "text": "ein Satz"})
+    st, _ = extract(
+        ExtractConfig(out=str(tmp_path / "s"), progress=False),
+        corpus=Corpus.from_records(recs),
+        encoder=tiny_bert,
+    )
+    with pytest.raises(DataError, match="deu"):
+        compute_metrics(MetricsConfig(stores=[str(st.path)], metrics=["clusters"], progress=False))
+
+
+def test_cli_writes_results_and_summary(store, tmp_path, capsys):
+    out = tmp_path / "r.parquet"
+    argv = [f"before={store.path}", "--out", str(out), "--metrics", "retrieval,clusters",
+            "--bootstrap", "0", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "← best retrieval" in text and str(out) in text
+    df = pd.read_parquet(out)
+    assert tuple(df.columns) == RESULTS_COLUMNS and set(df["checkpoint"]) == {"before"}
+    cfg = json.loads(out.with_suffix(".config.json").read_text())
+    assert cfg["metrics"] == ["retrieval", "clusters"]
+    assert main([str(store.path), "--metrics", "bogus"]) == 2
+    assert "allowed values" in capsys.readouterr().err
