@@ -78,6 +78,6 @@ def test_e5_on_real_tatoeba(e5_small, shared_data, tmp_path):
     toks = store.row_tokens(0)
     text = rows["text"][0]
     content = toks[~toks["special"]]
-    assert "".join(text[s:e] for s, e in zip(content.char_start, content.char_end, strict=True)).replace(
-        " ", ""
-    ) == text.replace(" ", "")
+    assert "".join(
+        text[s:e] for s, e in zip(content.char_start, content.char_end, strict=True)
+    ).replace(" ", "") == text.replace(" ", "")

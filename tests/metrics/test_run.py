@@ -66,7 +66,9 @@ def test_schema_and_coverage(results, store):
     assert any("cka" in m for m in metrics)
     acc = results[results["metric"].str.startswith("retrieval_acc")]
     assert acc["value"].between(0, 1).all()
-    assert (acc["ci_low"] <= acc["value"] + 1e-12).all() and (acc["value"] <= acc["ci_high"] + 1e-12).all()
+    assert (acc["ci_low"] <= acc["value"] + 1e-12).all() and (
+        acc["value"] <= acc["ci_high"] + 1e-12
+    ).all()
     # pivot eng: every other language paired with English, both directions
     pairs = set(zip(acc["lang"], acc["lang2"], strict=True))
     assert ("deu", "eng") in pairs and ("eng", "deu") in pairs and ("deu", "rus") not in pairs
@@ -146,7 +148,7 @@ def test_refuses_stores_of_different_corpora(store, corpus, tiny_xlmr, tmp_path)
         corpus=corpus.select(langs=["eng", "deu"]),
         encoder=tiny_xlmr,
     )
-    with pytest.raises(DataError, match="different corpora.*--independent"):
+    with pytest.raises(DataError, match=r"different corpora.*--independent"):
         compute_metrics(MetricsConfig(stores=[str(store.path), str(other.path)], progress=False))
     res = compute_metrics(
         MetricsConfig(
@@ -167,7 +169,9 @@ def test_nan_vectors_reported_with_row_ids(store, tmp_path):
     arr = zarr.open_array(str(bad / "arrays.zarr" / "sentence" / "mean"), mode="r+")
     arr[3, 1, 0] = np.nan
     row_id = Store.open(bad).rows["id"][3]
-    with pytest.raises(DataError, match=rf"layer 1: 1 vector\(s\) with NaN/inf, row ids \['{row_id}'\]"):
+    with pytest.raises(
+        DataError, match=rf"layer 1: 1 vector\(s\) with NaN/inf, row ids \['{row_id}'\]"
+    ):
         compute_metrics(MetricsConfig(stores=[str(bad)], metrics=["isotropy"], progress=False))
 
 

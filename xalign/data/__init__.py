@@ -21,6 +21,7 @@ from xalign.data._readers import (
 )
 from xalign.data._sample import load_sample
 from xalign.data._spec import DATA_KINDS, load_corpus, parse_data_spec
+from xalign.data._wordalign import gold_alignments, read_word_align
 
 __all__ = [
     "COLUMNS",
@@ -28,6 +29,7 @@ __all__ = [
     "TABLE_FIELDS",
     "TATOEBA_SCRIPTS",
     "Corpus",
+    "gold_alignments",
     "language_name",
     "load_corpus",
     "load_sample",
@@ -39,6 +41,7 @@ __all__ = [
     "read_sib200",
     "read_table",
     "read_tatoeba",
+    "read_word_align",
     "script_of",
     "split_lang",
 ]

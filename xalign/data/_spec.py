@@ -15,6 +15,7 @@ from xalign.data._readers import (
     select_langs,
 )
 from xalign.data._sample import load_sample
+from xalign.data._wordalign import read_word_align
 from xalign.errors import DataError
 
 __all__ = ["DATA_KINDS", "load_corpus", "parse_data_spec"]
@@ -29,9 +30,11 @@ DATA_KINDS: dict[str, str] = {
     "csv": "CSV file with a header row",
     "jsonl": "JSON Lines file, one object per line",
     "hf": "Hugging Face dataset NAME or NAME:CONFIG (needs `datasets`)",
+    "wordalign": "word-alignment gold folder (awesome-align <pair>.src-tgt + .gold), e.g. "
+    "word-align/en-fr, or their root with --langs",
 }
 
-_ALIASES = {"sib-200": "sib200", "paws-x": "pawsx", "ndjson": "jsonl"}
+_ALIASES = {"sib-200": "sib200", "paws-x": "pawsx", "ndjson": "jsonl", "word-align": "wordalign"}
 
 #: Split a kind reads when ``load_corpus(split=None)``; ``"all"`` asks for every split.
 _DEFAULT_SPLIT = {"sib200": "test", "pawsx": "dev", "hf": "test"}
@@ -91,7 +94,8 @@ def load_corpus(
     ----------
     spec : str
         ``KIND:PATH``; kinds in ``DATA_KINDS``: ``sample``, ``tatoeba:DIR``, ``sib200:DIR``,
-        ``pawsx:DIR``, ``tsv:FILE``, ``csv:FILE``, ``jsonl:FILE``, ``hf:NAME[:CONFIG]``.
+        ``pawsx:DIR``, ``tsv:FILE``, ``csv:FILE``, ``jsonl:FILE``, ``hf:NAME[:CONFIG]``,
+        ``wordalign:DIR``.
     langs : iterable of str, optional
         Languages to keep, as raw (``zho_Hans``, ``de``) or normalised (``cmn_Hans``) codes;
         a code without a script selects every script of that language.
@@ -137,6 +141,9 @@ def load_corpus(
     elif kind == "pawsx":
         corpus = read_pawsx(path, langs=langs, split=want)  # type: ignore[arg-type]
         want = None
+    elif kind == "wordalign":
+        corpus = read_word_align(path, langs=langs, limit=limit_per_lang)
+        limit_per_lang = None
     elif kind == "hf":
         name, _, config = path.partition(":")
         corpus = read_hf(name, config=config or None, split=want or "test", columns=columns)
