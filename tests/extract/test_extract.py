@@ -246,3 +246,32 @@ def test_store_lazy_reads(tiny_bert, tmp_path):
     with pytest.raises(ConfigError, match="not in store"):
         store.sentences(layer=1, lang="fra")
     assert store.manifest["corpus"]["fingerprint"] == corpus.fingerprint()
+
+
+def test_out_of_memory_halves_the_batch(tiny_bert, tmp_path, monkeypatch):
+    """A batch that runs out of memory is split in halves; the values do not change."""
+    corpus = parallel_corpus(n_copies=2)
+    ref, _ = extract(cfg(tmp_path, "ref", token_budget=4096), corpus=corpus, encoder=tiny_bert)
+    model = tiny_bert.model
+    real_forward = model.forward
+    sizes: list[int] = []
+
+    def forward(*args, **kwargs):
+        n = kwargs["input_ids"].shape[0]
+        sizes.append(n)
+        if n > 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward)
+    store, summary = extract(cfg(tmp_path, "oom", token_budget=4096), corpus=corpus, encoder=tiny_bert)
+    assert summary.batch_backoffs > 0 and max(sizes) > 3 and min(sizes) <= 3
+    assert store.manifest["run"]["batch_backoffs"] == summary.batch_backoffs
+    np.testing.assert_allclose(store.sentences(layer=2), ref.sentences(layer=2), atol=2e-3)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")  # not an OOM: surfaces unchanged
+
+    monkeypatch.setattr(model, "forward", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        extract(cfg(tmp_path, "broken"), corpus=corpus, encoder=tiny_bert)
