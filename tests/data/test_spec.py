@@ -30,6 +30,7 @@ def test_data_kinds() -> None:
         "csv",
         "jsonl",
         "hf",
+        "wordalign",
     ]
     assert all(isinstance(v, str) and v for v in DATA_KINDS.values())
 

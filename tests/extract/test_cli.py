@@ -138,3 +138,20 @@ def test_kill_9_then_resume_gives_same_bytes(tiny_bert_dir, tmp_path):
     for f in sorted((ref.path / "arrays.zarr").rglob("*")):
         if f.is_file() and f.name != "zarr.json":
             assert f.read_bytes() == (out / f.relative_to(ref.path)).read_bytes()
+
+
+def test_cli_pairs_mode(tiny_bert_dir, tmp_path, capsys):
+    from xalign.store import PairAttention
+
+    data = write_tsv(tmp_path / "c.tsv", n_groups=3)
+    out = tmp_path / "store"
+    argv = ["--model", str(tiny_bert_dir), "--data", f"tsv:{data}", "--out", str(out),
+            "--langs", "eng,deu", "--pairs", "eng,deu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "3 eng-deu pairs encoded jointly" in capsys.readouterr().out
+    pa = PairAttention(out, "eng", "deu")
+    assert len(pa) == 3 and pa.layers == [1, 2]
+    ab, ba = pa.blocks(0, layer=1)
+    assert ab.shape[::-1] == ba.shape and np.all((ab >= 0) & (ab <= 1))
+    assert main([*argv[:-3], "--pairs", "eng", "--no-progress"]) == 2
+    assert "expected two different languages" in capsys.readouterr().err

@@ -264,7 +264,9 @@ def test_out_of_memory_halves_the_batch(tiny_bert, tmp_path, monkeypatch):
         return real_forward(*args, **kwargs)
 
     monkeypatch.setattr(model, "forward", forward)
-    store, summary = extract(cfg(tmp_path, "oom", token_budget=4096), corpus=corpus, encoder=tiny_bert)
+    store, summary = extract(
+        cfg(tmp_path, "oom", token_budget=4096), corpus=corpus, encoder=tiny_bert
+    )
     assert summary.batch_backoffs > 0 and max(sizes) > 3 and min(sizes) <= 3
     assert store.manifest["run"]["batch_backoffs"] == summary.batch_backoffs
     np.testing.assert_allclose(store.sentences(layer=2), ref.sentences(layer=2), atol=2e-3)

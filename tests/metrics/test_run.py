@@ -216,3 +216,80 @@ def test_cli_writes_results_and_summary(store, tmp_path, capsys):
     assert cfg["metrics"] == ["retrieval", "clusters"]
     assert main([str(store.path), "--metrics", "bogus"]) == 2
     assert "allowed values" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- token-level groups
+
+
+@pytest.fixture(scope="module")
+def aligned_store(tiny_xlmr, tmp_path_factory):
+    """A word-alignment corpus (synthetic gold) with tokens, attentions and pair attention."""
+    from xalign.data import gold_alignments, read_word_align
+    from xalign.extract import extract_pair_attention
+
+    root = tmp_path_factory.mktemp("wa")
+    folder = root / "en-de"
+    folder.mkdir()
+    pairs = [("the cat sleeps", "die Katze schläft", "1-1 2-2 3-3"),
+             ("we walked home", "wir gingen heim", "1-1 2-2 3p3"),
+             ("rain again today", "heute wieder Regen", "1-3 2-2 3-1"),
+             ("the old harbour", "der alte Hafen", "1-1 2-2 3-3")]  # fmt: skip
+    (folder / "ende.src-tgt").write_text("".join(f"{a} ||| {b}\n" for a, b, _ in pairs))
+    (folder / "ende.gold").write_text("".join(f"{g}\n" for _, _, g in pairs))
+    corpus = read_word_align(folder)
+    st, _ = extract(
+        ExtractConfig(out=str(root / "s"), tokens=True, attentions="head-mean", progress=False),
+        corpus=corpus,
+        encoder=tiny_xlmr,
+    )
+    extract_pair_attention(st.path, tiny_xlmr, langs=corpus.languages)
+    return st, folder, gold_alignments(folder)
+
+
+def test_word_and_attention_groups(aligned_store):
+    from xalign.metrics import word_alignment_metrics
+
+    st, folder, gold = aligned_store
+    res = compute_metrics(
+        MetricsConfig(
+            stores=[str(st.path)],
+            metrics=["word_align", "attention"],
+            gold=f"wordalign:{folder}",
+            progress=False,
+        )
+    )
+    assert tuple(res.columns) == RESULTS_COLUMNS
+    metrics = set(res["metric"])
+    assert {"word_align_aer", "attn_align_aer", "attention_entropy"} <= metrics
+    direct = word_alignment_metrics(st, gold, layers=st.layers)
+    ours = res[res["metric"].str.startswith("word_align")]
+    assert len(ours) == len(direct)
+    np.testing.assert_allclose(
+        ours.sort_values(["metric", "layer", "protocol"])["value"].to_numpy(),
+        direct.sort_values(["metric", "layer", "protocol"])["value"].to_numpy(),
+    )
+    aer = res[res["metric"].isin(["word_align_aer", "attn_align_aer"])]["value"]
+    assert aer.between(0, 1).all()
+
+
+def test_token_groups_name_the_missing_flag(aligned_store, store, capsys):
+    st, folder, _ = aligned_store
+    with pytest.raises(ConfigError, match="--gold wordalign:DIR"):
+        compute_metrics(
+            MetricsConfig(stores=[str(st.path)], metrics=["word_align"], progress=False)
+        )
+    with pytest.raises(ConfigError, match="--tokens"):
+        compute_metrics(
+            MetricsConfig(
+                stores=[str(store.path)], metrics=["word_align"], gold=str(folder), progress=False
+            )
+        )
+    with pytest.raises(ConfigError, match="--attentions head-mean"):
+        compute_metrics(
+            MetricsConfig(stores=[str(store.path)], metrics=["attention"], progress=False)
+        )
+    # under "all" the same gaps become notes, printed by the CLI
+    assert main([str(store.path), "--metrics", "all", "--bootstrap", "0", "--layers", "2",
+                 "--out", str(st.path.parent / "r.parquet"), "--no-progress"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "note: word_align skipped" in out and "note: attention skipped" in out

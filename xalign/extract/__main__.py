@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow model code from the hub (off unless asked)",
     )
+    p.add_argument(
+        "--pairs",
+        metavar="A,B",
+        help="also encode each A-B translation pair jointly and store the cross "
+        "attention blocks A→B and B→A per layer (pair mode, for attention alignment)",
+    )
     p.add_argument("--label", help="checkpoint label for comparisons [default: folder name]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -139,9 +145,27 @@ def main(argv: list[str] | None = None) -> int:
         from xalign.extract._extract import extract
 
         cfg = config_from_args(ExtractConfig, args, config_file=args.config)
-        store, summary = extract(cfg)
+        from xalign.extract._extract import _load_encoder
+
+        encoder = _load_encoder(cfg) if cfg.pairs else None  # loaded once for both passes
+        store, summary = extract(cfg, encoder=encoder)
         write_json(store.path / "config.json", cfg.to_dict())
         print(summary.format())
+        if cfg.pairs:
+            from xalign.extract._pairs import extract_pair_attention
+
+            pa = extract_pair_attention(
+                store.path,
+                encoder,
+                langs=(cfg.pairs[0], cfg.pairs[1]),
+                max_length=cfg.max_length,
+                token_budget=cfg.token_budget,
+                progress=cfg.progress,
+            )
+            print(
+                f"pairs      {len(pa.table):,} {'-'.join(pa.langs)} pairs encoded jointly "
+                f"(cross attention, layers {pa.layers[0]}..{pa.layers[-1]})"
+            )
         print(
             f'\nopen it:   python -c "from xalign.store import Store; '
             f"print(Store.open('{store.path}'))\""

@@ -48,11 +48,18 @@ class ExtractConfig:
     trust_remote_code: bool = False
     label: str | None = None
     overwrite: bool = False
+    pairs: list[str] | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.pooling, str):
             self.pooling = [p.strip() for p in self.pooling.split(",") if p.strip()]
+        if isinstance(self.pairs, str):
+            self.pairs = [x.strip() for x in self.pairs.split(",") if x.strip()]
+        if self.pairs is not None and (len(self.pairs) != 2 or self.pairs[0] == self.pairs[1]):
+            raise ConfigError(
+                f"--pairs {self.pairs}: expected two different languages, e.g. eng,fra"
+            )
         if isinstance(self.langs, str):
             self.langs = [x.strip() for x in self.langs.split(",") if x.strip()]
         bad = [p for p in self.pooling if p not in POOLINGS]

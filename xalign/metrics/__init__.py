@@ -64,6 +64,14 @@ from xalign.metrics._run import (
     summarize,
 )
 from xalign.metrics._similarity import cka_between_languages, cka_matrix, linear_cka
+from xalign.metrics._store_align import (
+    STORE_ALIGN_COLUMNS,
+    attention_alignment_metrics,
+    attention_store_distance,
+    attention_word_alignment_metrics,
+    word_alignment_metrics,
+    word_vectors,
+)
 from xalign.metrics._tidy import RESULT_COLUMNS, protocol_json, tidy_frame
 from xalign.metrics._uncertainty import bootstrap_ci, bootstrap_distribution
 
@@ -71,6 +79,7 @@ __all__ = [
     "METRIC_GROUPS",
     "RESULTS_COLUMNS",
     "RESULT_COLUMNS",
+    "STORE_ALIGN_COLUMNS",
     "LanguageCenterer",
     "LinearProbe",
     "MetricsConfig",
@@ -79,10 +88,13 @@ __all__ = [
     "alignment_scores",
     "argmax_align",
     "attention_align",
+    "attention_alignment_metrics",
     "attention_alignment_similarity",
     "attention_distance",
     "attention_entropy",
     "attention_pull_mse",
+    "attention_store_distance",
+    "attention_word_alignment_metrics",
     "bootstrap_ci",
     "bootstrap_distribution",
     "bucc_evaluate",
@@ -124,7 +136,9 @@ __all__ = [
     "tidy_frame",
     "translation_contrast",
     "translation_silhouette",
+    "word_alignment_metrics",
     "word_similarity",
+    "word_vectors",
     "xalign_layer_to_xtreme",
     "xtreme_layer_to_xalign",
     "xtreme_tatoeba_accuracy",

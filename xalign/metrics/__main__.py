@@ -24,6 +24,12 @@ metric groups (--metrics, comma-separated; default all):
   isotropy    mean cosine of random pairs and partition isotropy, per language
   bucc        BUCC-style mining F1 with distractors, threshold tuned on a held-out part
   stores      layer x layer linear CKA between stores (before vs after)
+  word_align  SimAlign-style word alignment from token embeddings (argmax, itermax) and, with
+              pair-mode attention (extract --pairs A,B), from cross attention; AER/P/R/F1
+              against --gold (needs --tokens)
+  attention   attention entropy per language, attention-pattern similarity of a sentence and
+              its translation on aligned word pairs; attention MSE / JS between two stores
+              (needs --attentions head-mean)
 
 examples:
   python -m xalign.metrics runs/tatoeba-e5 --out runs/tatoeba-e5/results.parquet
@@ -82,8 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=int, help=f"probe folds [default: {_D.cv}]")
     p.add_argument("--seed", type=int, help=f"seed for every sampled choice [default: {_D.seed}]")
     p.add_argument("--backend", choices=("auto", "numpy", "faiss", "faiss-gpu"),
-                   help="k-NN backend; auto = faiss GPU when present, else faiss CPU, else numpy "
+                   help="k-NN backend; auto = faiss GPU when present, else numpy (same results) "
                    f"[default: {_D.backend}]")  # fmt: skip
+    p.add_argument(
+        "--gold",
+        metavar="wordalign:DIR",
+        help="gold word alignments (awesome-align format) for --metrics word_align",
+    )
+    p.add_argument(
+        "--gold-out-of-range",
+        dest="gold_out_of_range",
+        choices=("error", "drop"),
+        help="gold links past the end of a sentence (ja-en has 6) [default: error]",
+    )
     p.add_argument(
         "--independent",
         action="store_true",
@@ -115,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.to_parquet(tmp, index=False)
         write_json(out.with_suffix(".config.json"), cfg.to_dict())
         print(summarize(results))
+        for note in results.attrs.get("notes", []):
+            print(f"note: {note}")
         print(f"\nresults   {out}  ({len(results):,} rows)")
         return 0
 

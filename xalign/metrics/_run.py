@@ -39,7 +39,23 @@ RESULTS_COLUMNS = (
 )
 
 #: Metric groups of ``--metrics`` (``all`` = every group the stores support).
-METRIC_GROUPS = ("retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores")
+METRIC_GROUPS = (
+    "retrieval",
+    "clusters",
+    "probe",
+    "cka",
+    "isotropy",
+    "bucc",
+    "stores",
+    "word_align",
+    "attention",
+)
+
+#: Groups that need more than pooled sentence vectors; under ``all`` they run where possible.
+_NEEDS = {
+    "word_align": "token embeddings (--tokens) and gold links (--gold wordalign:DIR)",
+    "attention": "attention maps (--attentions head-mean)",
+}
 
 
 @dataclass
@@ -66,6 +82,8 @@ class MetricsConfig:
     seed: int = 0
     backend: str = "auto"
     independent: bool = False
+    gold: str | None = None
+    gold_out_of_range: str = "error"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -86,6 +104,10 @@ class MetricsConfig:
         if self.centering not in ("raw", "centered", "both"):
             raise ConfigError(
                 f"--centering {self.centering!r}: allowed values are raw, centered, both"
+            )
+        if self.gold_out_of_range not in ("error", "drop"):
+            raise ConfigError(
+                f"--gold-out-of-range {self.gold_out_of_range!r}: allowed values are error, drop"
             )
         if not self.stores:
             raise ConfigError("no stores given: pass one or more store folders (or label=path)")
@@ -360,9 +382,104 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
     bar.close()
     if "stores" in groups and len(stores) > 1 and not config.independent:
         frames.append(_store_similarity(stores, config, cka_matrix))
+    notes: list[str] = []
+    frames += _alignment_frames(stores, config, groups, notes)
     if not frames:
         raise DataError("no metric could be computed for these stores and options")
-    return pd.concat(frames, ignore_index=True)
+    results = pd.concat(frames, ignore_index=True)
+    results.attrs["notes"] = notes
+    return results
+
+
+def _load_gold(cfg: MetricsConfig) -> Any:
+    if not cfg.gold:
+        return None
+    from xalign.data._wordalign import gold_alignments
+
+    path = cfg.gold.split(":", 1)[1] if cfg.gold.startswith("wordalign:") else cfg.gold
+    return gold_alignments(path, out_of_range=cfg.gold_out_of_range)  # type: ignore[arg-type]
+
+
+def _alignment_frames(
+    stores: list[tuple[str, Any]], cfg: MetricsConfig, groups: list[str], notes: list[str]
+) -> list[pd.DataFrame]:
+    """Word and attention alignment groups (token-level; only where the stores support them).
+
+    Asked for by name, a missing ingredient is an error naming the flag that adds it; under
+    ``all`` the group is skipped with a note.
+    """
+    from xalign.metrics._store_align import (
+        attention_alignment_metrics,
+        attention_store_distance,
+        attention_word_alignment_metrics,
+        word_alignment_metrics,
+    )
+    from xalign.store import pair_attention_exists, resolve_pair_langs
+
+    explicit = "all" not in cfg.metrics
+    frames = []
+    gold = _load_gold(cfg) if "word_align" in groups else None
+    pair_langs = cfg.langs[:2] if cfg.langs and len(cfg.langs) >= 2 else None
+    for label, store in stores:
+        layers = _layers(store, cfg.layers)
+
+        def add(df: pd.DataFrame, store: Any = store, label: str = label) -> None:
+            if len(df):
+                frames.append(
+                    _with_columns(df.drop(columns="layer"), store, label, 0).assign(
+                        layer=df["layer"].to_numpy()
+                    )
+                )
+
+        if "word_align" in groups:
+            missing = None if gold is not None else "gold links (--gold wordalign:DIR)"
+            if missing is None and not store.has_tokens:
+                missing = "token embeddings (re-extract with --tokens)"
+            if missing and explicit:
+                raise ConfigError(f"--metrics word_align on store {store.path} needs {missing}")
+            if missing:
+                notes.append(f"word_align skipped for {label}: needs {missing}")
+            else:
+                add(word_alignment_metrics(store, gold, langs=pair_langs, layers=layers))
+                a, b = resolve_pair_langs(store.rows, pair_langs, store.path)
+                if pair_attention_exists(store.path, a, b):
+                    attn = [x for x in layers if x >= 1]
+                    add(attention_word_alignment_metrics(store, gold, langs=(a, b), layers=attn))
+                else:
+                    notes.append(
+                        f"attention word alignment skipped for {label}: no pair-mode attention "
+                        f"(python -m xalign.extract ... --pairs {a},{b})"
+                    )
+        if "attention" in groups:
+            if store.attention_mode == "none":
+                msg = (
+                    f"store {store.path} has no attentions; re-extract with --attentions head-mean"
+                )
+                if explicit:
+                    raise ConfigError(f"--metrics attention: {msg}")
+                notes.append(f"attention skipped for {label}: {msg}")
+            else:
+                attn_layers = [x for x in layers if x >= 1 and x in store.attention_layers]
+                add(
+                    attention_alignment_metrics(
+                        store,
+                        langs=pair_langs,
+                        layers=attn_layers,
+                        links="gold" if gold is not None else "predicted",
+                        gold=gold,
+                    )
+                )
+    if "attention" in groups and len(stores) > 1 and not cfg.independent:
+        (la, a), rest = stores[0], stores[1:]
+        for _, b in rest:
+            if a.attention_mode != "none" and b.attention_mode != "none":
+                df = attention_store_distance(a, b)
+                frames.append(
+                    _with_columns(df.drop(columns="layer"), a, la, 0).assign(
+                        layer=df["layer"].to_numpy()
+                    )
+                )
+    return frames
 
 
 def _both(cfg: MetricsConfig) -> Any:

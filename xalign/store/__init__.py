@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+from xalign.store._pairs import (
+    PairAttention,
+    pair_attention_exists,
+    parallel_rows,
+    read_pair_attention,
+    resolve_pair_langs,
+)
 from xalign.store._store import FORMAT, FORMAT_VERSION, Store, StoreWriter, is_store
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Store", "StoreWriter", "is_store"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "PairAttention",
+    "Store",
+    "StoreWriter",
+    "is_store",
+    "pair_attention_exists",
+    "parallel_rows",
+    "read_pair_attention",
+    "resolve_pair_langs",
+]
