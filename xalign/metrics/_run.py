@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._tidy import RESULT_COLUMNS
 
 __all__ = [
     "METRIC_GROUPS",
@@ -24,19 +25,7 @@ __all__ = [
 ]
 
 #: Columns of the results table (DESIGN.md).
-RESULTS_COLUMNS = (
-    "store",
-    "checkpoint",
-    "metric",
-    "layer",
-    "lang",
-    "lang2",
-    "value",
-    "n",
-    "ci_low",
-    "ci_high",
-    "protocol",
-)
+RESULTS_COLUMNS = ("store", "checkpoint", "metric", "layer", *RESULT_COLUMNS[1:])
 
 #: Metric groups of ``--metrics`` (``all`` = every group the stores support).
 METRIC_GROUPS = (

@@ -43,7 +43,7 @@ from xalign.metrics._attention import (
     attention_entropy,
     merge_attention_to_words,
 )
-from xalign.metrics._tidy import tidy_frame
+from xalign.metrics._tidy import RESULT_COLUMNS, tidy_frame
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -60,17 +60,7 @@ __all__ = [
 ]
 
 #: Columns of the frames returned here.
-STORE_ALIGN_COLUMNS = (
-    "metric",
-    "layer",
-    "lang",
-    "lang2",
-    "value",
-    "n",
-    "ci_low",
-    "ci_high",
-    "protocol",
-)
+STORE_ALIGN_COLUMNS = ("metric", "layer", *RESULT_COLUMNS[1:])
 
 Links = set[tuple[int, int]]
 Gold = (
