@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["atomic_path", "read_json", "write_json", "write_parquet", "write_text"]
+__all__ = [
+    "atomic_path",
+    "read_json",
+    "write_json",
+    "write_parquet",
+    "write_parquet_stream",
+    "write_text",
+]
 
 
 @contextmanager
@@ -64,3 +71,27 @@ def write_parquet(target: str | os.PathLike[str], df: pd.DataFrame) -> None:
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     _write_with(target, lambda p: pq.write_table(table, p, compression="zstd"))
+
+
+def write_parquet_stream(target: str | os.PathLike[str], frames: Iterable[pd.DataFrame]) -> None:
+    """Write DataFrames (same columns) as row groups of one parquet file, atomically.
+
+    Only one frame is in memory at a time. An empty iterable raises ValueError and leaves
+    ``target`` as it was.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with atomic_path(target) as tmp:
+        writer = None
+        try:
+            for df in frames:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"{target}: no rows to write")

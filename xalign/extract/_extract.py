@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,7 +139,6 @@ class _Runner:
     def __init__(
         self,
         encoder: Encoder,
-        tok: TokenizedCorpus,
         *,
         layers: list[int],
         attn_layers: list[int],
@@ -151,7 +151,7 @@ class _Runner:
 
         self.torch = torch
         self.encoder = encoder
-        self.tok = tok
+        self.tok: TokenizedCorpus | None = None  # the chunk being computed (set per chunk)
         self.layers = layers
         self.attn_layers = attn_layers
         self.poolings = poolings
@@ -165,7 +165,8 @@ class _Runner:
 
     def _inputs(self, rows: NDArray[np.int64]) -> tuple[Any, Any, Any]:
         torch = self.torch
-        n = self.tok.n_tokens[rows]
+        assert self.tok is not None
+        n = self.tok.n_tokens[rows]  # rows index the current chunk
         T = int(n.max())
         ids = np.full((len(rows), T), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), T), dtype=np.int64)
@@ -221,7 +222,7 @@ class _Runner:
                     result["attn"] = att.transpose(0, 1).to(torch.float16).cpu().numpy()
                 else:  # [nA, B, H, T, T] → [B, nA, H, T, T]
                     result["attn"] = att.transpose(0, 1).to(torch.float16).cpu().numpy()
-        result["n"] = self.tok.n_tokens[rows]
+        result["n"] = self.tok.n_tokens[rows]  # type: ignore[union-attr]
         return result
 
     def run(self, rows: NDArray[np.int64]) -> Iterator[tuple[NDArray[np.int64], dict[str, Any]]]:
@@ -336,21 +337,21 @@ def extract(
         return store, _summary(store, time.perf_counter() - t0, 0, writer, 0)
 
     texts = corpus.rows["text"].tolist()
-    tok = tokenize_corpus(
+    # First pass keeps only lengths (the token table streams to disk), so memory does not grow
+    # with the corpus; each chunk is tokenised again when it is computed.
+    n_tokens, n_full = _first_pass(
         texts,
         encoder.tokenizer,
         max_length=max_length,
         prefix=prefix,
-        with_offsets=with_token_table,
+        table=writer.path / "tokens.parquet" if with_token_table else None,
     )
     rows_df = corpus.rows.copy()
     rows_df.insert(0, "row", np.arange(len(rows_df), dtype=np.int64))
-    rows_df["n_tokens"] = tok.n_tokens
-    rows_df["n_tokens_full"] = tok.n_tokens_full
-    rows_df["truncated"] = tok.truncated
-    writer.write_tables(
-        rows_df, tok.token_table(texts, encoder.tokenizer) if with_token_table else None
-    )
+    rows_df["n_tokens"] = n_tokens
+    rows_df["n_tokens_full"] = n_full
+    rows_df["truncated"] = n_full > n_tokens
+    writer.write_tables(rows_df, None)
     writer.write_config(config.to_dict())
 
     N, nL = len(corpus), len(layers)
@@ -360,7 +361,7 @@ def extract(
         )
         for p in config.pooling
     }
-    tok_off = np.concatenate([[0], np.cumsum(tok.n_tokens)]).astype(np.int64)
+    tok_off = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
     if keep_tokens:
         tok_hidden = writer.ensure_array(
             "token/hidden",
@@ -372,7 +373,7 @@ def extract(
             "token/offsets", shape=(N + 1,), chunks=(N + 1,), dtype="int64", data=tok_off
         )
     if config.attentions != "none":
-        att_off = np.concatenate([[0], np.cumsum(tok.n_tokens**2)]).astype(np.int64)
+        att_off = np.concatenate([[0], np.cumsum(n_tokens**2)]).astype(np.int64)
         H = facts.num_heads
         shape: tuple[int, ...] = (int(att_off[-1]), len(attn_layers))
         chunks: tuple[int, ...] = (ATTN_CHUNK, 1)
@@ -387,7 +388,6 @@ def extract(
 
     runner = _Runner(
         encoder,
-        tok,
         layers=layers,
         attn_layers=attn_layers,
         poolings=list(config.pooling),
@@ -407,10 +407,14 @@ def extract(
             tok_buf = np.zeros((int(tok_off[b] - tok_off[a]), nL, D), dtype=np.float16)
         if config.attentions != "none":
             att_buf = np.zeros((int(att_off[b] - att_off[a]), *att_arr.shape[1:]), np.float16)
-        for batch in length_sorted_batches(tok.n_tokens[a:b], token_budget=config.token_budget):
-            for rows, res in runner.run(batch + a):
+        runner.tok = tokenize_corpus(
+            texts[a:b], encoder.tokenizer, max_length=max_length, prefix=prefix
+        )
+        for batch in length_sorted_batches(n_tokens[a:b], token_budget=config.token_budget):
+            for local_rows, res in runner.run(batch):
+                rows = local_rows + a
                 for p in config.pooling:
-                    local[p][rows - a] = res[p]
+                    local[p][local_rows] = res[p]
                 for j, r in enumerate(rows):
                     n = int(res["n"][j])
                     if keep_tokens:
@@ -437,8 +441,8 @@ def extract(
     counts = {
         "rows": N,
         "languages": {k: int(v) for k, v in corpus.rows["lang"].value_counts(sort=False).items()},
-        "tokens": int(tok.n_tokens.sum()),
-        "truncated": int(tok.truncated.sum()),
+        "tokens": int(n_tokens.sum()),
+        "truncated": int((n_full > n_tokens).sum()),
     }
     writer.finish(
         counts,
@@ -451,6 +455,44 @@ def extract(
     )
     store = Store.open(config.out)
     return store, _summary(store, seconds, rows_todo, writer, runner.backoffs)
+
+
+def _first_pass(
+    texts: Sequence[str],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    prefix: str,
+    table: Path | None,
+    batch: int = 4096,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Token counts (kept, and before truncation) of every row; streams the token table."""
+    from xalign._io import write_parquet_stream
+
+    n_tokens = np.zeros(len(texts), dtype=np.int64)
+    n_full = np.zeros(len(texts), dtype=np.int64)
+
+    def tables() -> Iterator[Any]:
+        for start in range(0, len(texts), batch):
+            part = texts[start : start + batch]
+            tk = tokenize_corpus(
+                part,
+                tokenizer,
+                max_length=max_length,
+                prefix=prefix,
+                with_offsets=table is not None,
+            )
+            n_tokens[start : start + len(part)] = tk.n_tokens
+            n_full[start : start + len(part)] = tk.n_tokens_full
+            if table is not None:
+                yield tk.token_table(part, tokenizer, row_offset=start)
+
+    if table is None:
+        for _ in tables():
+            pass
+    else:
+        write_parquet_stream(table, tables())
+    return n_tokens, n_full
 
 
 def _summary(

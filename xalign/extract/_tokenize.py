@@ -35,13 +35,15 @@ class TokenizedCorpus:
     def truncated(self) -> NDArray[np.bool_]:
         return self.n_tokens_full > self.n_tokens
 
-    def token_table(self, texts: Sequence[str], tokenizer: Any) -> pd.DataFrame:
+    def token_table(
+        self, texts: Sequence[str], tokenizer: Any, *, row_offset: int = 0
+    ) -> pd.DataFrame:
         """One row per token: row, position, token_id, token, word, char_start/end, special."""
         assert self.offsets is not None
         rows, pos, words = [], [], []
         for r, (text, off, sp) in enumerate(zip(texts, self.offsets, self.special, strict=True)):
             n = len(off)
-            rows.append(np.full(n, r, dtype=np.int64))
+            rows.append(np.full(n, r + row_offset, dtype=np.int64))
             pos.append(np.arange(n, dtype=np.int64))
             words.append(_word_index(text, off, sp))
         ids = np.fromiter((i for row in self.ids for i in row), dtype=np.int64)
