@@ -14,6 +14,8 @@ __all__ = ["main"]
 VERBS = {
     "extract": "corpus + encoder → store (layerwise embeddings, tokens, attentions)",
     "metrics": "stores → tidy results table (retrieval, cluster gaps, CKA, probes, ...)",
+    "project": "stores → cached 2-D projections (PCA, UMAP, t-SNE) for the dashboard",
+    "train": "push/pull (and baseline) fine-tuning on English labels, zero-shot evaluation",
     "demo": "the default pipeline on the bundled model and sample (what `make demo` runs)",
 }
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="runs/demo", help="output folder")
     d.add_argument("--model", default="e5-small", help="model name or folder")
     d.add_argument("--no-progress", dest="progress", action="store_false")
-    for verb in ("extract", "metrics"):
+    for verb in ("extract", "metrics", "project", "train"):
         sub.add_parser(verb, help=VERBS[verb], add_help=False)
     args, rest = p.parse_known_args(argv)
     if args.verb is None:

@@ -124,8 +124,10 @@ class PairAttention:
 
     Examples
     --------
-    >>> pa = PairAttention("runs/wpt-e5", "eng", "fra")            # doctest: +SKIP
-    >>> ab, ba = pa.blocks(0, layer=8)                            # doctest: +SKIP
+    On a store extracted with ``--pairs eng,fra``::
+
+        pa = PairAttention("runs/wpt-e5", "eng", "fra")
+        ab, ba = pa.blocks(0, layer=8)
     """
 
     def __init__(self, store_path: str | os.PathLike[str], a: str, b: str) -> None:
@@ -244,8 +246,9 @@ def read_pair_attention(
 
     Examples
     --------
-    >>> ab, ba, wa, wb = read_pair_attention("runs/wpt-e5", "eng", "fra",
-    ...                                      group="en-fr:0", layer=8)  # doctest: +SKIP
+    On a store extracted with ``--pairs eng,fra``::
+
+        ab, ba, wa, wb = read_pair_attention("runs/wpt-e5", "eng", "fra", group="en-fr:0", layer=8)
     """
     if (group is None) == (index is None):
         raise ConfigError("read_pair_attention: give exactly one of group= and index=")

@@ -72,8 +72,10 @@ class Store:
 
     Examples
     --------
-    >>> store = Store.open("runs/tatoeba-e5")                      # doctest: +SKIP
-    >>> X, rows = store.sentences(layer=8, lang="deu", with_rows=True)  # doctest: +SKIP
+    On a store written by ``python -m xalign.extract --out runs/tatoeba-e5``::
+
+        store = Store.open("runs/tatoeba-e5")
+        X, rows = store.sentences(layer=8, lang="deu", with_rows=True)
     """
 
     def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any]) -> None:

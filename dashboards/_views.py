@@ -1,0 +1,517 @@
+"""The dashboard's computations, as plain functions of a :class:`Catalog` and the controls.
+
+Dash callbacks in :mod:`dashboards.app` are thin wrappers around these, so tests and the
+benchmark call them directly. Nothing here runs a model: it reads stores, cached
+projections and results tables. Figures come from :mod:`dashboards.figures`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboards import figures as F
+from dashboards._catalog import Catalog, FitInfo
+from xalign.errors import XAlignError
+
+__all__ = [
+    "ClusterPanel",
+    "alignment_view",
+    "cluster_overlay_patch",
+    "cluster_panel",
+    "cluster_xy_patch",
+    "metric_views",
+    "neighbours",
+    "project_command",
+    "selection_from_click",
+]
+
+EXTRACT_TOKENS = "--tokens"
+EXTRACT_ATTN = "--attentions head-mean"
+
+
+def shown_path(catalog: Catalog, rel: str, display_root: str | None) -> str:
+    base = display_root if display_root is not None else str(catalog.root)
+    return str(Path(base) / rel) if rel != "." else base
+
+
+def project_command(
+    catalog: Catalog, rels: list[str], *, method: str, pooling: str, display_root: str | None
+) -> str:
+    """The exact ``python -m xalign.project`` command that fills an empty cluster view."""
+    paths = " ".join(shlex.quote(shown_path(catalog, r, display_root)) for r in rels)
+    return f"python -m xalign.project {paths} --methods {method} --layers all --pooling {pooling}"
+
+
+# ---------------------------------------------------------------- clusters
+
+
+@dataclass
+class ClusterPanel:
+    """One cluster panel: the figure (or why there is none) and what a patch needs."""
+
+    figure: Any
+    message: str | None
+    fit: FitInfo | None
+    langs: list[str] | None
+    n_traces: int
+
+
+def _selection_rows(points: pd.DataFrame, selection: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(anchor row, highlighted rows) of a clicked sentence in one panel's points."""
+    if not selection:
+        return None, None
+    anchor = None
+    if selection.get("id") is not None:
+        hit = points.index[points["id"].astype(str) == str(selection["id"])]
+        anchor = int(points["row"].iloc[hit[0]]) if len(hit) else None
+    group = selection.get("group")
+    if group is not None:
+        rows = points.loc[points["group"].astype(str) == str(group), "row"].astype(int).tolist()
+    else:
+        rows = [anchor] if anchor is not None else []
+    return anchor, rows
+
+
+def _with_xy(points: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
+    p = points.copy()
+    p["x"] = coords["x"].to_numpy()
+    p["y"] = coords["y"].to_numpy()
+    return p
+
+
+def cluster_panel(
+    catalog: Catalog,
+    rel: str | None,
+    *,
+    layer: int,
+    pooling: str,
+    method: str,
+    langs: list[str] | None,
+    partner: str | None = None,
+    selection: dict[str, Any] | None = None,
+    lasso: list[int] | None = None,
+    display_root: str | None = None,
+    title: str | None = None,
+) -> ClusterPanel:
+    """The full cluster figure of one store at one layer (or an empty state saying why)."""
+    if not rel:
+        return ClusterPanel(F.fig_empty("choose a store"), None, None, langs, 0)
+    fit = catalog.fit(rel, method=method, pooling=pooling, partner=partner)
+    if fit is None:
+        rels = [rel] + ([partner] if partner else [])
+        cmd = project_command(
+            catalog, rels, method=method, pooling=pooling, display_root=display_root
+        )
+        msg = f"No {method} projections (pooling {pooling}) cached in {rel}. Compute them: {cmd}"
+        return ClusterPanel(F.fig_empty(f"no cached {method} projection"), msg, None, langs, 0)
+    entry = fit.layers.get(int(layer))
+    if entry is None:
+        msg = (
+            f"{rel}: layer {layer} is not in the cached {method} fit (layers {sorted(fit.layers)})"
+        )
+        return ClusterPanel(F.fig_empty(f"layer {layer} not projected"), msg, fit, langs, 0)
+    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
+    anchor, highlight = _selection_rows(points, selection)
+    fig = F.fig_clusters(
+        points,
+        langs=langs,
+        highlight=highlight,
+        anchor=anchor,
+        selected=lasso,
+        ranges=fit.bounds,
+        title=title,
+        uirevision=f"{rel}|{method}|{pooling}",
+    )
+    return ClusterPanel(fig, None, fit, langs, len(fig.data))
+
+
+def cluster_xy_patch(
+    catalog: Catalog,
+    rel: str,
+    fit: FitInfo,
+    *,
+    layer: int,
+    langs: list[str] | None,
+    selection: dict[str, Any] | None,
+) -> list[tuple[list[Any], list[Any]]] | None:
+    """New ``(x, y)`` of every trace after a layer change (None when a full render is needed)."""
+    entry = fit.layers.get(int(layer))
+    if entry is None:
+        return None
+    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
+    anchor, highlight = _selection_rows(points, selection)
+    return F.cluster_traces_xy(points, langs=langs, highlight=highlight, anchor=anchor)
+
+
+def cluster_overlay_patch(
+    catalog: Catalog,
+    rel: str,
+    fit: FitInfo,
+    *,
+    layer: int,
+    langs: list[str] | None,
+    selection: dict[str, Any] | None,
+) -> list[dict[str, Any]] | None:
+    """The three overlay traces (links, translations, anchor) for a new clicked sentence."""
+    entry = fit.layers.get(int(layer))
+    if entry is None:
+        return None
+    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
+    anchor, highlight = _selection_rows(points, selection)
+    # The overlays are the last three traces of fig_clusters; building them on a one-row
+    # frame of each language would be cheaper but would duplicate fig_clusters' logic.
+    sub = points[
+        points["row"].isin(set(highlight or []) | ({anchor} if anchor is not None else set()))
+    ]
+    fig = F.fig_clusters(sub, langs=langs, highlight=highlight, anchor=anchor)
+    return [t.to_plotly_json() for t in fig.data[-3:]]
+
+
+def selection_from_click(
+    catalog: Catalog, rel: str | None, click: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The clicked sentence (store row → corpus id, group, language, text) from ``clickData``."""
+    if not rel or not click or not click.get("points"):
+        return None
+    pt = click["points"][0]
+    cd = pt.get("customdata")
+    if isinstance(cd, list):
+        cd = cd[0] if cd else None
+    if cd is None:
+        return None
+    try:
+        row = int(cd)
+    except (TypeError, ValueError):
+        return None
+    rows = catalog.rows(rel)
+    if not 0 <= row < len(rows):
+        return None
+    r = rows.iloc[row]
+    group = r.get("group")
+    return {
+        "store": rel,
+        "row": row,
+        "id": str(r["id"]),
+        "group": None if group is None or pd.isna(group) else str(group),
+        "lang": str(r["lang"]),
+        "text": str(r["text"]),
+    }
+
+
+def lasso_rows(selected: dict[str, Any] | None) -> list[int] | None:
+    """Store rows of a box/lasso selection (``selectedData``), None when nothing is selected."""
+    if not selected or not selected.get("points"):
+        return None
+    out = []
+    for p in selected["points"]:
+        cd = p.get("customdata")
+        if isinstance(cd, list):
+            cd = cd[0] if cd else None
+        if cd is not None:
+            try:
+                out.append(int(cd))
+            except (TypeError, ValueError):
+                continue
+    return sorted(set(out))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def metric_views(
+    catalog: Catalog,
+    results_rel: str | None,
+    *,
+    metric: str | None,
+    layer: int,
+    choices: dict[str, str] | None,
+    mode: str,
+    heat_checkpoint: str | None,
+    before: str | None,
+    after: str | None,
+    langs: list[str] | None = None,
+) -> dict[str, Any]:
+    """Metric-by-layer curves, the language × language heatmap, and the difference view."""
+    empty: dict[str, Any] = {"curves": None, "heatmap": None, "difference": None, "message": None}
+    if not results_rel:
+        return {**empty, "message": "no results table selected"}
+    df = catalog.results(results_rel)
+    metric = metric or (df["metric"].iloc[0] if len(df) else None)
+    if metric is None or metric not in set(df["metric"]):
+        return {**empty, "message": f"metric {metric!r} is not in {results_rel}"}
+    d = F.filter_protocol(df, metric, choices)
+    out: dict[str, Any] = dict(empty)
+    out["protocol"] = F.describe_protocol(d.attrs.get("protocol", {}))
+    out["curves"] = F.fig_metric_by_layer(d, metric=metric, mode=mode, langs=langs)  # type: ignore[arg-type]
+    ckpts = list(dict.fromkeys(d["checkpoint"]))
+    hc = heat_checkpoint if heat_checkpoint in ckpts else (ckpts[0] if ckpts else None)
+    if d["lang2"].notna().any() and hc is not None:
+        out["heatmap"] = F.fig_language_heatmap(
+            d[d["checkpoint"] == hc],
+            metric=metric,
+            layer=layer,
+            title=f"{metric} at layer {layer} · {hc}",
+        )
+    else:
+        out["heatmap"] = F.fig_empty(f"{metric} has no language-pair values (no heatmap)")
+    if before and after and before != after and {before, after} <= set(ckpts):
+        out["difference"] = F.fig_difference(
+            d, metric=metric, before=before, after=after, langs=langs
+        )
+    else:
+        out["difference"] = F.fig_empty(
+            "choose two different checkpoints of this results table for the difference view"
+        )
+    return out
+
+
+# ---------------------------------------------------------------- retrieval
+
+
+def neighbours(
+    catalog: Catalog,
+    rel: str,
+    *,
+    row: int,
+    layer: int,
+    pooling: str,
+    k: int = 5,
+    scoring: str = "cosine",
+    centering: bool = False,
+    langs: list[str] | None = None,
+) -> pd.DataFrame:
+    """Top-``k`` neighbours of one store row in every other language, with scores.
+
+    ``scoring``: ``"cosine"``; ``"margin"`` (ratio margin, k = 4, Artetxe & Schwenk 2019); or
+    ``"csls"`` (k = 10), all computed by :mod:`xalign.metrics` between the query's language
+    and each target language; ``centering`` subtracts each language's mean first.
+    Columns: ``lang, rank, row, id, text, score, gold`` (gold = same translation group).
+    """
+    from xalign.metrics import csls, margin_scores
+
+    if scoring not in ("cosine", "margin", "csls"):
+        raise XAlignError(f"scoring={scoring!r}: allowed values are cosine, margin, csls")
+    store_rows = catalog.rows(rel)
+    if not 0 <= int(row) < len(store_rows):
+        raise XAlignError(f"row {row} is out of range 0..{len(store_rows) - 1} in {rel}")
+    X = catalog.vectors(rel, pooling=pooling, layer=layer)
+    lang_col = store_rows["lang"].astype(str).to_numpy()
+    qlang = lang_col[row]
+    src = np.flatnonzero(lang_col == qlang)
+    qi = int(np.searchsorted(src, row))
+    group = store_rows["group"].iloc[row] if "group" in store_rows else None
+    targets = [x for x in dict.fromkeys(lang_col) if x != qlang and (not langs or x in langs)]
+    recs = []
+    for lang in targets:
+        tgt = np.flatnonzero(lang_col == lang)
+        pairs = np.stack([np.full(len(tgt), qi), np.arange(len(tgt))], axis=1)
+        if scoring == "cosine":
+            s = margin_scores(
+                X[src], X[tgt], margin="none", pairs=pairs, center=centering, backend="numpy"
+            )
+        elif scoring == "margin":
+            s = margin_scores(
+                X[src], X[tgt], margin="ratio", k=4, pairs=pairs, center=centering, backend="numpy"
+            )
+        else:
+            s = csls(X[src], X[tgt], k=10, pairs=pairs, center=centering, backend="numpy")
+        order = np.lexsort((np.arange(len(s)), -s))[:k]
+        for rank, j in enumerate(order, start=1):
+            r = int(tgt[j])
+            g = store_rows["group"].iloc[r] if "group" in store_rows else None
+            recs.append(
+                {
+                    "lang": lang,
+                    "rank": rank,
+                    "row": r,
+                    "id": str(store_rows["id"].iloc[r]),
+                    "text": str(store_rows["text"].iloc[r]),
+                    "score": float(s[j]),
+                    "gold": bool(group is not None and not pd.isna(group) and g == group),
+                }
+            )
+    return pd.DataFrame(recs, columns=["lang", "rank", "row", "id", "text", "score", "gold"])
+
+
+# ---------------------------------------------------------------- attention / alignment
+
+
+def _word_labels(tokens: pd.DataFrame, text: str) -> list[str]:
+    words = tokens[tokens["word"] >= 0]
+    out = []
+    for _, g in words.groupby("word", sort=True):
+        a, b = int(g["char_start"].min()), int(g["char_end"].max())
+        out.append(text[a:b] if 0 <= a < b <= len(text) else str(g["token"].iloc[0]))
+    return out
+
+
+def _gold_links(store_path: Path, id_a: str, id_b: str) -> tuple[set, set] | None:
+    """Gold links of a pair from ``gold_alignments.tsv`` in the store (if there is one).
+
+    Columns ``id_a, id_b, links``; links as in the awesome-align gold files: ``i-j`` sure,
+    ``ipj`` possible, 1-based word indices (whitespace words of each text).
+    """
+    p = store_path / "gold_alignments.tsv"
+    if not p.is_file():
+        return None
+    df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+    for swap, (a, b) in ((False, (id_a, id_b)), (True, (id_b, id_a))):
+        hit = df[(df["id_a"] == a) & (df["id_b"] == b)]
+        if len(hit):
+            sure, possible = set(), set()
+            for tok in str(hit["links"].iloc[0]).split():
+                sep = "-" if "-" in tok else "p"
+                i, j = (int(v) - 1 for v in tok.split(sep))
+                link = (j, i) if swap else (i, j)
+                possible.add(link)
+                if sep == "-":
+                    sure.add(link)
+            return sure, possible
+    return None
+
+
+def cross_attention(store: Any, row_a: int, row_b: int, *, layer: int) -> np.ndarray | None:
+    """Pair-mode cross attention A→B ``[T_a, T_b]`` (word tokens only) when stored, else None.
+
+    Pair mode (``python -m xalign.extract ... --pairs A,B``) encodes each translation pair
+    jointly and keeps the cross blocks; they are read with :class:`xalign.store.PairAttention`.
+    """
+    from xalign.store import PairAttention, pair_attention_exists
+
+    rows = store.rows
+    la, lb = str(rows["lang"].iloc[row_a]), str(rows["lang"].iloc[row_b])
+    for a, b, swap in ((la, lb, False), (lb, la, True)):
+        if not pair_attention_exists(store.path, a, b):
+            continue
+        pa = PairAttention(store.path, a, b)
+        if int(layer) not in pa.layers:
+            return None
+        t = pa.table
+        ra, rb = (row_b, row_a) if swap else (row_a, row_b)
+        hit = np.flatnonzero((t["row_a"].to_numpy() == ra) & (t["row_b"].to_numpy() == rb))
+        if not len(hit):
+            return None
+        ab, ba = pa.blocks(int(hit[0]), layer=int(layer))
+        return ba if swap else ab
+    return None
+
+
+def alignment_view(
+    catalog: Catalog,
+    rel: str,
+    *,
+    row_a: int,
+    row_b: int,
+    layer: int,
+    head: str = "mean",
+    granularity: str = "words",
+    method: str = "itermax",
+) -> dict[str, Any]:
+    """Attention maps of both sentences, the similarity matrix with its predicted alignment,
+    gold links and cross attention when present; ``messages`` say what is missing and why."""
+    from xalign.metrics import argmax_align, itermax_align, merge_subwords, word_similarity
+
+    s = catalog.store(rel)
+    rows = s.rows
+    out: dict[str, Any] = {
+        "attn_a": None,
+        "attn_b": None,
+        "alignment": None,
+        "cross": None,
+        "messages": [],
+    }
+    for r in (row_a, row_b):
+        if not 0 <= int(r) < len(rows):
+            out["messages"].append(f"row {r} is out of range in {rel}")
+            return out
+    toks = {}
+    if (s.path / "tokens.parquet").is_file():
+        toks = {r: s.row_tokens(int(r)) for r in (row_a, row_b)}
+    else:
+        out["messages"].append(
+            f"{rel} has no token table: re-extract with {EXTRACT_TOKENS} and {EXTRACT_ATTN}"
+        )
+        return out
+    labels = {r: [str(t) for t in toks[r]["token"]] for r in (row_a, row_b)}
+    # attention maps
+    if s.attention_mode == "none":
+        out["messages"].append(
+            f"{rel} has no attention maps: re-extract with {EXTRACT_ATTN} (or --attentions full)"
+        )
+    elif int(layer) not in s.attention_layers:
+        out["messages"].append(
+            f"layer {layer} has no attention (attention layers are {s.attention_layers}; "
+            "layer 0 is the embedding output)"
+        )
+    else:
+        for key, r in (("attn_a", row_a), ("attn_b", row_b)):
+            A = s.attention(int(r), layer=int(layer))
+            if A.ndim == 3:
+                A = A.mean(axis=0) if head == "mean" else A[int(head)]
+            lang = rows["lang"].iloc[int(r)]
+            what = "head mean" if head == "mean" else f"head {head}"
+            out[key] = F.fig_attention(A, labels[r], title=f"{lang} · layer {layer} · {what}")
+        X = cross_attention(s, int(row_a), int(row_b), layer=int(layer))
+        if X is not None:
+            # pair-mode blocks hold word tokens only: label them with the non-special tokens
+            content = {
+                r: [lab for lab, sp in zip(labels[r], toks[r]["special"], strict=True) if not sp]
+                for r in (row_a, row_b)
+            }
+            if X.shape != (len(content[row_a]), len(content[row_b])):
+                content = {
+                    r: [str(i) for i in range(n)]
+                    for r, n in zip((row_a, row_b), X.shape, strict=True)
+                }
+            out["cross"] = F.fig_attention(
+                X, content[row_a], content[row_b], title=f"cross attention A→B · layer {layer}"
+            )
+    # embedding similarity + alignment
+    if not s.has_tokens:
+        out["messages"].append(
+            f"{rel} has no token embeddings (needed for the similarity matrix): re-extract "
+            f"with {EXTRACT_TOKENS}"
+        )
+        return out
+    if int(layer) not in s.layers:
+        out["messages"].append(f"layer {layer} is not stored in {rel}")
+        return out
+    vec, lab = {}, {}
+    for r in (row_a, row_b):
+        H = s.token_hidden(int(r), layer=int(layer))
+        t = toks[r]
+        if granularity == "words":
+            ids = [None if w < 0 else int(w) for w in t["word"]]
+            vec[r] = merge_subwords(H, ids)
+            lab[r] = _word_labels(t, str(rows["text"].iloc[int(r)]))
+        else:
+            keep = ~t["special"].astype(bool).to_numpy()
+            vec[r] = H[keep]
+            lab[r] = [str(x) for x in t["token"][keep]]
+    S = word_similarity(vec[row_a], vec[row_b])
+    pred = itermax_align((S + 1.0) / 2.0) if method == "itermax" else argmax_align(S)
+    sure: set = set()
+    possible: set = set()
+    if granularity == "words":
+        gold = _gold_links(
+            s.path, str(rows["id"].iloc[int(row_a)]), str(rows["id"].iloc[int(row_b)])
+        )
+        if gold is not None:
+            sure, possible = gold
+    out["alignment"] = F.fig_alignment(
+        S,
+        lab[row_a],
+        lab[row_b],
+        predicted=pred,
+        gold_sure=sure,
+        gold_possible=possible - sure,
+        title=f"{granularity} · layer {layer} · {method}",
+    )
+    out["links"] = sorted(pred)
+    return out
