@@ -90,7 +90,9 @@ def big_child(backend: str, n: int) -> None:
 
 
 def part2(n: int) -> None:
-    print(f"part 2: {n:,} x {n:,} x 384 top-1 search (full score matrix: {n * n * 4 / 2**30:.0f} GiB)")
+    print(
+        f"part 2: {n:,} x {n:,} x 384 top-1 search (full score matrix: {n * n * 4 / 2**30:.0f} GiB)"
+    )
     for backend in ("numpy", "faiss"):
         out = subprocess.run(
             [sys.executable, __file__, "--big-child", backend, str(n)],
@@ -104,7 +106,9 @@ def part2(n: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("store", nargs="?")
     p.add_argument("--backend", default="auto")
     p.add_argument("--big", type=int, default=100_000, help="rows for part 2 (0 = skip)")
