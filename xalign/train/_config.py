@@ -1,0 +1,221 @@
+"""Training options, validated once at the boundary (written beside the output as config.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from xalign.errors import ConfigError
+from xalign.train._losses import AP_MASKS, TERMS
+
+__all__ = [
+    "HEADS",
+    "METHODS",
+    "SELECTIONS",
+    "TASKS",
+    "TrainConfig",
+]
+
+Method = Literal["pushpull", "finetune", "rsda"]
+#: ``pushpull``: CE(x̃) + α·EP + CE(x) + β·AP; ``finetune``: CE(x); ``rsda``: CE(x̃).
+METHODS: tuple[str, ...] = get_args(Method)
+Task = Literal["sib200", "pawsx", "tsv"]
+TASKS: tuple[str, ...] = get_args(Task)
+Selection = Literal["dev", "oracle"]
+#: ``dev``: best English dev accuracy; ``oracle``: best pooled target-language *test* accuracy
+#: (what the EAR code does; optimistic, labelled "oracle" in every output).
+SELECTIONS: tuple[str, ...] = get_args(Selection)
+Head = Literal["auto", "bert", "xlmr", "mean"]
+HEADS: tuple[str, ...] = get_args(Head)
+Vocab = Literal["full", "task"]
+VOCABS: tuple[str, ...] = get_args(Vocab)
+
+#: Loss terms of each method (``ablate`` removes terms from ``pushpull``).
+METHOD_TERMS: dict[str, tuple[str, ...]] = {
+    "pushpull": ("ce", "ep", "rt", "ap"),
+    "finetune": ("rt",),
+    "rsda": ("ce",),
+}
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"--{name} {value!r}: allowed values are {', '.join(allowed)}")
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [x.strip() for x in value.split(",") if x.strip()]
+    return value
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (all seeds), written as ``config.json``.
+
+    Defaults are the EAR reference's where it has one (α = 0.1, β = 1.0, block 6, lr 2e-5,
+    batch 8 × grad-accum 4, max length 128, clip 1.0, no warmup, weight decay 0, seed 7);
+    see ``push-pull.md``. Layer numbering is xalign's: ``ap_layer`` ℓ is block ℓ (1..L), which is
+    the reference's 0-based ``ap_layer = ℓ - 1`` (its ``5`` = our ``6``).
+    """
+
+    model: str = "e5-small"
+    task: str = "sib200"
+    data: str | None = None
+    method: str = "pushpull"
+    alpha: float = 0.1
+    beta: float = 1.0
+    ap_layer: int = 6
+    ap_mask: str = "none"
+    ablate: list[str] = field(default_factory=list)
+    neighbours: str | None = None
+    n_views: int = 3
+    perturb_seed: int = 0
+    epochs: int = 3
+    max_steps: int | None = None
+    lr: float = 2e-5
+    head_lr: float | None = None
+    weight_decay: float = 0.0
+    adam_eps: float = 1e-8
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    batch_size: int = 8
+    grad_accum: int = 4
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    pad_to_max_length: bool = False
+    amp: bool = True
+    seeds: list[int] = field(default_factory=lambda: [7])
+    selection: str = "dev"
+    eval_every: int = 0
+    monitor_every: int = 10
+    monitor_size: int = 32
+    train_lang: str | None = None
+    test_langs: list[str] | None = None
+    pooled_include_train_lang: bool = False
+    labels: list[str] | None = None
+    label_aliases: dict[str, str] | None = None
+    train_limit: int | None = None
+    dev_limit: int | None = None
+    test_limit_per_lang: int | None = None
+    dev_holdout: int = 200
+    data_seed: int = 0
+    head: str = "auto"
+    dropout: float | None = None
+    prefix: str | None = None
+    vocab: str = "full"
+    eval_token_budget: int = 8192
+    device: str = "auto"
+    out: str = "runs/train"
+    label: str | None = None
+    save_checkpoint: bool = True
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.ablate = list(_as_list(self.ablate) or [])
+        self.seeds = [int(s) for s in _as_list(self.seeds)]
+        if self.test_langs is not None:
+            self.test_langs = list(_as_list(self.test_langs))
+        if self.labels is not None:
+            self.labels = list(_as_list(self.labels))
+        if isinstance(self.label_aliases, str):
+            pairs = [x.split("=", 1) for x in _as_list(self.label_aliases)]
+            if any(len(x) != 2 or not x[0] or not x[1] for x in pairs):
+                raise ConfigError(
+                    f"--label-aliases {self.label_aliases!r}: expected FROM=TO[,FROM=TO...]"
+                )
+            self.label_aliases = {a.strip(): b.strip() for a, b in pairs}
+        _choice("task", self.task, TASKS)
+        _choice("method", self.method, METHODS)
+        _choice("selection", self.selection, SELECTIONS)
+        _choice("ap-mask", self.ap_mask, AP_MASKS)
+        _choice("head", self.head, HEADS)
+        _choice("vocab", self.vocab, VOCABS)
+        bad = [t for t in self.ablate if t not in TERMS]
+        if bad:
+            raise ConfigError(f"--ablate {bad}: allowed terms are {', '.join(TERMS)}")
+        if self.ablate and self.method != "pushpull":
+            raise ConfigError(
+                f"--ablate applies to method pushpull, not {self.method!r} "
+                f"(its only term is {METHOD_TERMS[self.method][0]})"
+            )
+        if set(self.ablate) >= set(TERMS):
+            raise ConfigError(f"--ablate {self.ablate} removes every term: nothing left to train")
+        if not self.seeds:
+            raise ConfigError("--seeds is empty: give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds {self.seeds}: repeated seed")
+        for name, value, lo in (
+            ("n-views", self.n_views, 1),
+            ("epochs", self.epochs, 1),
+            ("batch-size", self.batch_size, 1),
+            ("grad-accum", self.grad_accum, 1),
+            ("monitor-size", self.monitor_size, 1),
+            ("eval-token-budget", self.eval_token_budget, 16),
+        ):
+            if int(value) < lo:
+                raise ConfigError(f"--{name} {value}: must be at least {lo}")
+        for name, optional in (
+            ("max-steps", self.max_steps),
+            ("train-limit", self.train_limit),
+            ("dev-limit", self.dev_limit),
+            ("test-limit-per-lang", self.test_limit_per_lang),
+        ):
+            if optional is not None and optional < 1:
+                raise ConfigError(f"--{name} {optional}: must be at least 1 (or unset)")
+        for name, value in (("eval-every", self.eval_every), ("monitor-every", self.monitor_every)):
+            if value < 0:
+                raise ConfigError(f"--{name} {value}: must be >= 0 (0 = {_ZERO[name]})")
+        if self.dev_holdout < 0:
+            raise ConfigError(f"--dev-holdout {self.dev_holdout}: must be >= 0")
+        if self.ap_layer < 1:
+            raise ConfigError(
+                f"--ap-layer {self.ap_layer}: attention layers are 1..L (block ℓ; the reference's "
+                "0-based ap_layer=5 is our 6)"
+            )
+        if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
+            raise ConfigError("--lr and --head-lr must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"--warmup-ratio {self.warmup_ratio}: must be in [0, 1)")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"--warmup-steps {self.warmup_steps}: must be >= 0")
+        if self.warmup_ratio and self.warmup_steps:
+            raise ConfigError("give --warmup-ratio or --warmup-steps, not both")
+        if self.max_grad_norm < 0:
+            raise ConfigError(f"--max-grad-norm {self.max_grad_norm}: must be >= 0 (0 = off)")
+        if self.max_length < 8:
+            raise ConfigError(f"--max-length {self.max_length}: must be at least 8")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout {self.dropout}: must be in [0, 1)")
+        if self.alpha < 0 or self.beta < 0:
+            raise ConfigError("--alpha and --beta must be >= 0")
+
+    @property
+    def terms(self) -> list[str]:
+        """The loss terms this run optimises (method minus ``ablate``)."""
+        return [t for t in METHOD_TERMS[self.method] if t not in self.ablate]
+
+    @property
+    def needs_perturbed(self) -> bool:
+        return bool({"ce", "ep", "ap"} & set(self.terms))
+
+    @property
+    def needs_attentions(self) -> bool:
+        return "ap" in self.terms
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.grad_accum
+
+    @property
+    def run_label(self) -> str:
+        """Checkpoint label prefix: ``label`` or the method, ``-oracle`` when selected on test."""
+        base = self.label or self.method
+        return f"{base}-oracle" if self.selection == "oracle" else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_ZERO = {"eval-every": "at the end of every epoch", "monitor-every": "never"}
