@@ -15,7 +15,7 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[app,export]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
