@@ -15,40 +15,79 @@ VERBS = {
     "extract": "corpus + encoder → store (layerwise embeddings, tokens, attentions)",
     "metrics": "stores → tidy results table (retrieval, cluster gaps, CKA, probes, ...)",
     "project": "stores → cached 2-D projections (PCA, UMAP, t-SNE) for the dashboard",
+    "report": "results + stores → LaTeX/Markdown/HTML tables and PDF/SVG/PNG figures",
     "train": "push/pull (and baseline) fine-tuning on English labels, zero-shot evaluation",
     "demo": "the default pipeline on the bundled model and sample (what `make demo` runs)",
 }
 
 
 def _demo(out: Path, *, model: str, progress: bool) -> int:
-    from xalign.extract import ExtractConfig, extract
+    """Bundled sample + model → store → metrics → projections → report; prints where all is."""
+    from xalign.data import load_sample
+    from xalign.extract import ExtractConfig, extract, extract_pair_attention
+    from xalign.extract._extract import _load_encoder
+    from xalign.metrics.__main__ import main as metrics_main
+    from xalign.project import ProjectConfig, project_stores
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    store_dir = out / "store"
-    print(f"[1/2] extracting the bundled sample with {model} → {store_dir}", flush=True)
-    _, summary = extract(
+    store_dir, attn_dir = out / "sample-e5", out / "sample-e5-attention"
+    results = out / "results.parquet"
+    report_dir = out / "report"
+    cfg = ExtractConfig(
+        model=model,
+        data="sample",
+        out=str(store_dir),
+        layers="all",
+        pooling=["mean", "cls"],
+        label="pretrained",
+        progress=progress,
+    )
+    encoder = _load_encoder(cfg)  # SDPA; switched to eager where attentions are asked for
+    print(f"[1/4] extracting the bundled sample with {model} → {store_dir}", flush=True)
+    _, summary = extract(cfg, encoder=encoder)
+    print(summary.format())
+    # a small second store with token embeddings, attention maps and joint-pair attention
+    # for the dashboard's attention-alignment view (all 13 layers of every token are large)
+    rows = load_sample(langs=["eng", "deu", "cmn_Hans"]).rows
+    groups = sorted(rows["group"].unique())[::10]
+    from xalign.data import Corpus
+
+    small = Corpus(rows[rows["group"].isin(groups)], name="sample-attention", source="sample")
+    extract(
         ExtractConfig(
             model=model,
-            data="sample",
-            out=str(store_dir),
-            layers="all",
-            pooling=["mean", "cls"],
+            out=str(attn_dir),
+            tokens=True,
+            attentions="head-mean",
             label="pretrained",
             progress=progress,
-        )
+        ),
+        corpus=small,
+        encoder=encoder,
     )
-    print(summary.format())
-    results = out / "results.parquet"
-    print(f"[2/2] alignment metrics → {results}", flush=True)
-    from xalign.metrics.__main__ import main as metrics_main
+    extract_pair_attention(attn_dir, encoder, langs=("eng", "deu"))
+    print(f"      + {attn_dir} ({len(small)} rows with tokens, attentions, eng-deu pairs)")
 
-    rc = metrics_main([str(store_dir), "--out", str(results), "--bootstrap", "200"])
+    print(f"[2/4] alignment metrics → {results}", flush=True)
+    argv = [f"pretrained={store_dir}", "--out", str(results), "--bootstrap", "200"]
+    rc = metrics_main(argv if progress else [*argv, "--no-progress"])
     if rc != 0:
         return rc
+    print("[3/4] PCA projections (one shared fit over all layers) cached in the store", flush=True)
+    project_stores(ProjectConfig(stores=[str(store_dir)], methods=["pca"], progress=progress))
+    print(f"[4/4] report → {report_dir}", flush=True)
+    import pandas as pd
+
+    from xalign.report import build_report
+
+    report = build_report(pd.read_parquet(results), stores_root=out, out=report_dir)
+    print(report.format())
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
-    print(f"  store     {store_dir}   (python: xalign.store.Store.open('{store_dir}'))")
-    print(f"  results   {results}   (pandas.read_parquet)")
+    print(f"  store      {store_dir}   (xalign.store.Store.open('{store_dir}'))")
+    print(f"  results    {results}   (pandas.read_parquet)")
+    print(f"  report     {report_dir / 'report.html'}  (tables/*.tex, figures/*.pdf)")
+    print(f"  dashboard  python -m dashboards --root {out}   → http://127.0.0.1:8050")
     return 0
 
 
@@ -66,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="runs/demo", help="output folder")
     d.add_argument("--model", default="e5-small", help="model name or folder")
     d.add_argument("--no-progress", dest="progress", action="store_false")
-    for verb in ("extract", "metrics", "project", "train"):
+    for verb in ("extract", "metrics", "project", "report", "train"):
         sub.add_parser(verb, help=VERBS[verb], add_help=False)
     args, rest = p.parse_known_args(argv)
     if args.verb is None:
