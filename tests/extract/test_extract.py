@@ -277,3 +277,24 @@ def test_out_of_memory_halves_the_batch(tiny_bert, tmp_path, monkeypatch):
     monkeypatch.setattr(model, "forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         extract(cfg(tmp_path, "broken"), corpus=corpus, encoder=tiny_bert)
+
+
+def test_word_alignment_corpus_keeps_its_gold_links(tiny_xlmr, tmp_path):
+    from dashboards._views import _gold_links
+    from xalign.data import gold_alignments, read_word_align
+
+    folder = tmp_path / "en-de"
+    folder.mkdir()
+    (folder / "ende.src-tgt").write_text(
+        "the cat sleeps ||| die Katze schläft\nrain today ||| heute Regen\n"
+    )
+    (folder / "ende.gold").write_text("1-1 2-2 3p3\n1-2 2-1\n")
+    corpus = read_word_align(folder)
+    store, _ = extract(cfg(tmp_path), corpus=corpus, encoder=tiny_xlmr)
+    assert (store.path / "gold_alignments.tsv").is_file()
+    rows = store.rows
+    for k, (sure, possible) in enumerate(gold_alignments(folder)):
+        a = rows[(rows["group"] == f"en-de:{k}") & (rows["lang"] == "eng")]["id"].item()
+        b = rows[(rows["group"] == f"en-de:{k}") & (rows["lang"] == "deu")]["id"].item()
+        assert _gold_links(store.path, a, b) == (set(sure), set(possible))
+    assert _gold_links(store.path, "x", "y") is None

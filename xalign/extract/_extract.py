@@ -352,6 +352,7 @@ def extract(
     rows_df["n_tokens_full"] = n_full
     rows_df["truncated"] = n_full > n_tokens
     writer.write_tables(rows_df, None)
+    _write_gold_links(corpus, writer.path)
     writer.write_config(config.to_dict())
 
     N, nL = len(corpus), len(layers)
@@ -455,6 +456,39 @@ def extract(
     )
     store = Store.open(config.out)
     return store, _summary(store, seconds, rows_todo, writer, runner.backoffs)
+
+
+def _write_gold_links(corpus: Corpus, path: Path) -> None:
+    """Keep a word-alignment corpus's gold links in the store (``gold_alignments.tsv``).
+
+    Columns ``id_a, id_b, links`` (awesome-align notation, 1-based: ``i-j`` sure, ``ipj``
+    possible), so readers of the store (the dashboard) need nothing outside it.
+    """
+    meta = corpus.meta
+    if corpus.name != "wordalign" or not meta.get("gold"):
+        return
+    import pandas as pd
+
+    from xalign._io import write_text
+    from xalign.data import gold_alignments
+
+    golds = gold_alignments(
+        meta["text"],
+        limit=int(meta["n_pairs"]),
+        out_of_range="drop" if meta.get("gold_dropped") else "error",
+    )
+    rows = corpus.rows
+    src = rows[rows["lang"] == meta["src"]].set_index("group")["id"]
+    tgt = rows[rows["lang"] == meta["tgt"]].set_index("group")["id"]
+    recs = []
+    for k, (sure, possible) in enumerate(golds):
+        group = f"{meta['pair']}:{k}"
+        if group not in src.index or group not in tgt.index:
+            continue
+        links = [f"{i + 1}-{j + 1}" for i, j in sorted(sure)]
+        links += [f"{i + 1}p{j + 1}" for i, j in sorted(possible - sure)]
+        recs.append({"id_a": src[group], "id_b": tgt[group], "links": " ".join(links)})
+    write_text(path / "gold_alignments.tsv", pd.DataFrame(recs).to_csv(sep="\t", index=False))
 
 
 def _first_pass(
