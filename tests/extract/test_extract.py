@@ -32,8 +32,13 @@ def direct(encoder, text: str, prefix: str = ""):
     """Unbatched reference forward pass (no padding at all)."""
     enc = encoder.tokenizer(prefix + text, return_tensors="pt", return_special_tokens_mask=True)
     special = enc.pop("special_tokens_mask")[0].bool()
-    with torch.no_grad():
-        out = encoder.model(**enc, output_hidden_states=True, output_attentions=True)
+    before = encoder.model.config._attn_implementation
+    encoder.model.set_attn_implementation("eager")  # attention maps need eager attention
+    try:
+        with torch.no_grad():
+            out = encoder.model(**enc, output_hidden_states=True, output_attentions=True)
+    finally:
+        encoder.model.set_attn_implementation(before)
     return out, enc, special
 
 
@@ -298,3 +303,13 @@ def test_word_alignment_corpus_keeps_its_gold_links(tiny_xlmr, tmp_path):
         b = rows[(rows["group"] == f"en-de:{k}") & (rows["lang"] == "deu")]["id"].item()
         assert _gold_links(store.path, a, b) == (set(sure), set(possible))
     assert _gold_links(store.path, "x", "y") is None
+
+
+def test_callers_attention_implementation_is_restored(tiny_bert, tmp_path):
+    assert tiny_bert.attn_implementation == "sdpa"
+    store, _ = extract(
+        cfg(tmp_path, attentions="head-mean"), corpus=parallel_corpus(), encoder=tiny_bert
+    )
+    assert store.attention_mode == "head-mean"
+    assert tiny_bert.attn_implementation == "sdpa"
+    assert tiny_bert.model.config._attn_implementation == "sdpa"

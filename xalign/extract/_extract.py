@@ -266,7 +266,6 @@ def extract(
     ``corpus`` and ``encoder`` may be given directly (tests, notebooks); otherwise they are loaded
     from ``config.data`` and ``config.model``.
     """
-    from xalign.store import Store, StoreWriter
 
     t0 = time.perf_counter()
     if corpus is None:
@@ -284,9 +283,24 @@ def extract(
         )
     if encoder is None:
         encoder = _load_encoder(config)
-    if config.attentions != "none" and encoder.attn_implementation != "eager":
+    previous = encoder.attn_implementation
+    if config.attentions != "none" and previous != "eager":
+        # attention maps need eager attention; the caller's encoder is restored afterwards
         encoder.model.set_attn_implementation("eager")
         encoder.attn_implementation = "eager"
+    try:
+        return _extract(config, corpus, encoder, t0)
+    finally:
+        if encoder.attn_implementation != previous:
+            encoder.model.set_attn_implementation(previous)
+            encoder.attn_implementation = previous
+
+
+def _extract(
+    config: ExtractConfig, corpus: Corpus, encoder: Encoder, t0: float
+) -> tuple[Store, ExtractSummary]:
+    from xalign.store import Store, StoreWriter
+
     facts = encoder.facts
     L = facts.num_layers
     layers = parse_layers(config.layers, L)
