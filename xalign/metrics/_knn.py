@@ -18,7 +18,7 @@ from xalign.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Backend", "knn", "select_backend"]
+__all__ = ["Backend", "knn", "select_backend", "top1_both"]
 
 Backend = Literal["auto", "numpy", "faiss", "faiss-gpu"]
 _BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -227,6 +227,81 @@ def _fast_top(
     cand_i = np.take_along_axis(cand_i, order, axis=1)
     gaps = cand_s[:, :-1] - cand_s[:, 1:]
     return cand_i[:, :k], (gaps > 2 * tol[:, None]).all(axis=1)
+
+
+def top1_both(
+    x: ArrayLike, y: ArrayLike, *, backend: str = "auto"
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """Exact nearest neighbour by inner product in both directions, from one score matrix.
+
+    Returns ``(fwd_idx, fwd_score, bwd_idx, bwd_score)``: for each row of ``x`` its best row
+    of ``y`` and for each row of ``y`` its best row of ``x``, with float64 scores — the same
+    result as :func:`knn` with ``k=1`` run both ways (ties go to the lower index). On the numpy
+    backend each block of ``x @ y.T`` serves both directions (row and column top-2), so one
+    matrix product is computed instead of two; a row or column whose top-2 gap is within twice
+    the float32 rounding bound is decided by the exact path of :func:`knn`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> fi, fs, bi, bs = top1_both(x, x[::-1], backend="numpy")
+    >>> fi.tolist(), bi.tolist()
+    ([1, 0], [1, 0])
+    """
+    chosen = select_backend(backend)
+    q = _as_matrix(x, "queries")
+    k = _as_matrix(y, "keys")
+    if chosen != "numpy" or q.shape[1] != k.shape[1] or not len(q) or not len(k):
+        s1, i1 = _knn64(q, k, k=1, backend=backend)
+        s2, i2 = _knn64(k, q, k=1, backend=backend)
+        return i1[:, 0], s1[:, 0], i2[:, 0], s2[:, 0]
+    n, d = q.shape
+    m = k.shape[0]
+    nq = np.linalg.norm(q, axis=1).astype(np.float64)
+    nk = np.linalg.norm(k, axis=1).astype(np.float64)
+    unit = 2 * d * _U32
+    tiny = np.finfo(np.float32).tiny
+    tol_q = unit * nq * float(nk.max()) + tiny
+    tol_k = unit * nk * float(nq.max()) + tiny
+    f_i = np.empty(n, np.int64)
+    f_gap = np.empty(n, np.float64)
+    c_v1 = np.full(m, -np.inf, np.float64)
+    c_v2 = np.full(m, -np.inf, np.float64)
+    c_i = np.zeros(m, np.int64)
+    cols = np.arange(m)
+    bs = max(1, min(n, _BLOCK_BYTES // (20 * m)))
+    for start in range(0, n, bs):
+        stop = min(start + bs, n)
+        S = q[start:stop] @ k.T
+        rows = np.arange(stop - start)
+        # columns: top-2 within the block, merged into the running top-2
+        j1 = S.argmax(axis=0)
+        w1 = S[j1, cols].astype(np.float64)
+        S[j1, cols] = -np.inf
+        w2 = S.max(axis=0).astype(np.float64)
+        S[j1, cols] = w1
+        better = w1 > c_v1  # strict: on equal scores the earlier (lower) row stays
+        c_v2 = np.where(better, np.maximum(c_v1, w2), np.maximum(c_v2, w1))
+        c_v1 = np.where(better, w1, c_v1)
+        c_i = np.where(better, j1 + start, c_i)
+        # rows: top-2
+        i1 = S.argmax(axis=1)
+        v1 = S[rows, i1].astype(np.float64)
+        S[rows, i1] = -np.inf
+        f_i[start:stop] = i1
+        f_gap[start:stop] = v1 - S.max(axis=1)
+    f_s = _rescore(q, k, f_i[:, None])[:, 0]
+    b_s = _rescore(k, q, c_i[:, None])[:, 0]
+    for idx, score, gap, tol, a, b in (
+        (f_i, f_s, f_gap, tol_q, q, k),
+        (c_i, b_s, c_v1 - c_v2, tol_k, k, q),
+    ):
+        unsure = np.flatnonzero(~(gap > 2 * tol))
+        if len(unsure):
+            s_, i_ = _knn64(a[unsure], b, k=1, backend="numpy")
+            idx[unsure], score[unsure] = i_[:, 0], s_[:, 0]
+    return f_i, f_s, c_i, b_s
 
 
 def knn(

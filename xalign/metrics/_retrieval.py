@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from xalign.errors import ConfigError, DataError
-from xalign.metrics._knn import Backend, _knn64, select_backend
+from xalign.metrics._knn import Backend, _knn64, select_backend, top1_both
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -410,6 +410,9 @@ def _retrieve_both(
     block_size: int | None,
     backend: str,
 ) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+    if margin == "none" and len(directions) == 2:
+        fi, fs, bi, bs = top1_both(xn, yn, backend=backend)
+        return {"src2tgt": (fi, fs), "tgt2src": (bi, bs)}
     if margin == "none":
         out = {}
         if "src2tgt" in directions:
