@@ -184,3 +184,25 @@ def test_faiss_gpu_identical_to_numpy(tied_data, random_data):
         sg, ig = knn(q, keys, k=10, backend="faiss-gpu", gpu_memory=64 * 2**20)
         np.testing.assert_array_equal(inp, ig)
         np.testing.assert_allclose(sn, sg, atol=1e-5)
+
+
+def test_top1_both_equals_knn_both_ways_with_ties():
+    from xalign.metrics._knn import top1_both
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    y = rng.standard_normal((250, 16)).astype(np.float32)
+    y[10] = y[3]  # exact duplicate keys: ties must go to the lower index
+    x[7] = x[2]
+    fi, fs, bi, bs = top1_both(x, y, backend="numpy")
+    s1, i1 = knn(x, y, k=1, backend="numpy")
+    s2, i2 = knn(y, x, k=1, backend="numpy")
+    np.testing.assert_array_equal(fi, i1[:, 0])
+    np.testing.assert_array_equal(bi, i2[:, 0])
+    np.testing.assert_allclose(fs, s1[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(bs, s2[:, 0], rtol=1e-6)
+    # float64 reference, ties to the lower index
+    S = x.astype(np.float64) @ y.astype(np.float64).T
+    np.testing.assert_array_equal(fi, S.argmax(1))
+    np.testing.assert_array_equal(bi, S.argmax(0))
+    assert 10 not in set(fi.tolist()) and 7 not in set(bi.tolist())
