@@ -170,7 +170,8 @@ def test_nan_vectors_reported_with_row_ids(store, tmp_path):
     arr[3, 1, 0] = np.nan
     row_id = Store.open(bad).rows["id"][3]
     with pytest.raises(
-        DataError, match=rf"layer 1: 1 vector\(s\) with NaN/inf, row ids \['{row_id}'\]"
+        DataError,
+        match=rf"layer 1: non-finite values \(NaN/inf\) in 1 row\(s\) with id '{row_id}'$",
     ):
         compute_metrics(MetricsConfig(stores=[str(bad)], metrics=["isotropy"], progress=False))
 

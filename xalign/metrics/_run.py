@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._checks import check_finite
 from xalign.metrics._tidy import RESULT_COLUMNS
 
 __all__ = [
@@ -316,7 +317,7 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
             X, rows = store.sentences(
                 pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
             )
-            _check_vectors(X, rows, store, layer)
+            check_finite(X, ids=rows["id"].tolist(), what=f"store {store.path} layer {layer}")
             langs = rows["lang"].to_numpy(dtype=object)
             has_groups = rows["group"].notna().any()
             grp = rows["group"].to_numpy(dtype=object) if has_groups else None
@@ -480,16 +481,6 @@ def _add_protocol(proto: str, extra: dict[str, Any]) -> str:
     for k, v in extra.items():
         d.setdefault(k, v)
     return json.dumps(d, sort_keys=True, separators=(",", ":"))
-
-
-def _check_vectors(X: np.ndarray, rows: pd.DataFrame, store: Any, layer: int) -> None:
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        ids = rows.loc[bad, "id"].tolist()
-        raise DataError(
-            f"store {store.path} layer {layer}: {int(bad.sum())} vector(s) with NaN/inf, "
-            f"row ids {ids[:10]}{' ...' if len(ids) > 10 else ''}"
-        )
 
 
 def _store_similarity(
