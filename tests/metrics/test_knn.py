@@ -206,3 +206,141 @@ def test_top1_both_equals_knn_both_ways_with_ties():
     np.testing.assert_array_equal(fi, S.argmax(1))
     np.testing.assert_array_equal(bi, S.argmax(0))
     assert 10 not in set(fi.tolist()) and 7 not in set(bi.tolist())
+
+
+def _near_tied(n: int, m: int, d: int, seed: int):
+    """Rows that are a few shared directions plus noise at the float32 rounding level, so
+    many top-2 gaps fall inside the rounding bound, with exact duplicates on both sides."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((3, d))
+    x = base[rng.integers(0, 3, n)] + 1e-7 * rng.standard_normal((n, d))
+    y = base[rng.integers(0, 3, m)] + 1e-7 * rng.standard_normal((m, d))
+    y[5] = y[1]
+    x[9] = x[4]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 20 * 64 * 7])  # one block / many small blocks
+def test_top1_both_near_ties_equal_knn(block_bytes, monkeypatch):
+    """The near-tie path (candidates re-scored in float64, or the full exact search when more
+    than 8 keys are within the bound) gives knn's answer, in one block or many."""
+    import xalign.metrics._knn as K
+
+    if block_bytes:
+        monkeypatch.setattr(K, "_BLOCK_BYTES", block_bytes)
+    x, y = _near_tied(120, 64, 24, seed=5)
+    fi, fs, bi, bs = K.top1_both(x, y, backend="numpy")
+    s1, i1 = knn(x, y, k=1, backend="numpy")
+    s2, i2 = knn(y, x, k=1, backend="numpy")
+    np.testing.assert_array_equal(fi, i1[:, 0])
+    np.testing.assert_array_equal(bi, i2[:, 0])
+    np.testing.assert_allclose(fs, s1[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(bs, s2[:, 0], rtol=1e-6)
+    assert 5 not in set(fi.tolist()) and 9 not in set(bi.tolist())  # duplicates: lower index
+    # unit-norm fast path (what tatoeba_accuracy uses) agrees too
+    ui, _, ub, _ = K._top1_both_unit(x, y, scores=False)
+    np.testing.assert_array_equal(ui, fi)
+    np.testing.assert_array_equal(ub, bi)
+
+
+def test_top1_rows_takes_both_near_tie_routes():
+    """Count the routes on near-tied data: some rows re-scored among <= 8 candidates, some sent
+    to the full exact search; each agrees with a float64 argmax (lowest index on ties)."""
+    import xalign.metrics._knn as K
+
+    rng = np.random.default_rng(7)
+    d = 24
+    base = rng.standard_normal((3, d))
+    # keys: 20 within rounding of base 0 (> 8 candidates), 3 within rounding of base 1
+    # (<= 8 candidates), 17 spread around base 2 (clear winners)
+    scale = np.r_[np.full(20, 1e-8), np.full(3, 1e-8), np.full(17, 1e-2)]
+    which = np.r_[np.zeros(20, int), np.ones(3, int), np.full(17, 2)]
+    y = base[which] + scale[:, None] * rng.standard_normal((40, d))
+    x = base[rng.integers(0, 3, 60)] + 1e-3 * rng.standard_normal((60, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    y = (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+    S = x @ y.T
+    tol = np.full(len(x), 2 * 24 * 2.0**-24 * 1.01)
+    calls = []
+    real = K._knn64
+    K._knn64 = lambda *a, **kw: calls.append(len(a[0])) or real(*a, **kw)
+    try:
+        got = K._top1_rows(S.copy(), x, y, tol)
+    finally:
+        K._knn64 = real
+    ref = K._rescore(x, y, np.broadcast_to(np.arange(len(y)), (len(x), len(y))).copy())
+    np.testing.assert_array_equal(got, ref.argmax(1))
+    v = np.sort(S, axis=1)
+    unsure = ~(v[:, -1].astype(np.float64) - v[:, -2] > 2 * tol)
+    many = ((v[:, -1].astype(np.float64) - 2 * tol)[:, None] <= S).sum(1) > 8
+    assert unsure.sum() > many.sum() > 0  # both routes are exercised
+    assert calls == [int(many.sum())]
+
+
+def _fake_multi_gpu_faiss(n_gpus: int, calls: list):
+    """A stand-in for faiss-gpu with ``n_gpus`` devices: ``knn_gpu`` is a numpy top-k (sorted,
+    like faiss), recording which device searched how many keys with which memory limits."""
+    import types
+
+    class Res:
+        def setTempMemory(self, n):
+            calls.append(("temp", n))
+
+    def knn_gpu(res, xq, xb, k, metric=None, device=-1, **limits):
+        calls.append((device, len(xb), limits))
+        s = xq @ xb.T
+        idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(s, idx, axis=1), idx
+
+    return types.SimpleNamespace(
+        METRIC_INNER_PRODUCT=0,
+        get_num_gpus=lambda: n_gpus,
+        StandardGpuResources=Res,
+        knn_gpu=knn_gpu,
+    )
+
+
+@pytest.mark.parametrize("n_gpus", [1, 3])
+def test_faiss_gpu_key_sharding_identical_to_numpy(n_gpus, monkeypatch, tied_data, random_data):
+    """The multi-GPU path (keys split over devices, candidates merged) run on CPU through a
+    fake faiss: same indices as numpy, every device used, memory limits passed on."""
+    import xalign.metrics._knn as K
+
+    calls: list = []
+    monkeypatch.setitem(sys.modules, "faiss", _fake_multi_gpu_faiss(n_gpus, calls))
+    K._gpu_resources.cache_clear()
+    try:
+        assert select_backend("auto") == "faiss-gpu"
+        for q, keys in (tied_data, random_data):
+            sn, inp = knn(q, keys, k=10, backend="numpy")
+            sg, ig = knn(q, keys, k=10, backend="faiss-gpu", gpu_memory=2**20)
+            np.testing.assert_array_equal(inp, ig)
+            np.testing.assert_allclose(sn, sg, rtol=1e-6)
+        searches = [c for c in calls if c[0] != "temp"]
+        devices = {c[0] for c in searches}
+        assert devices == ({-1} if n_gpus == 1 else set(range(n_gpus)))
+        if n_gpus > 1:  # each query block searched every shard once: shard sizes add up
+            assert sum(c[1] for c in searches[:n_gpus]) in (400, 500)
+        assert all(
+            c[2] == {"vectorsMemoryLimit": 2**20, "queriesMemoryLimit": 2**20} for c in searches
+        )
+    finally:
+        K._gpu_resources.cache_clear()
+
+
+def test_merge_shard_candidates_keeps_the_global_best():
+    from xalign.metrics._knn import _candidates_numpy, merge_shard_candidates
+
+    rng = np.random.default_rng(2)
+    q, keys = unit(rng.normal(size=(50, 16))), unit(rng.normal(size=(90, 16)))
+    parts = []
+    for lo, hi in ((0, 30), (30, 31), (31, 90)):
+        s, i = _candidates_numpy(q, keys[lo:hi], min(6, hi - lo), 64)
+        parts.append((s, i + lo))
+    s, i = merge_shard_candidates(parts, 6)
+    full = q @ keys.T
+    want = np.sort(np.argsort(-full, axis=1)[:, :6], axis=1)
+    np.testing.assert_array_equal(np.sort(i, axis=1), want)
+    np.testing.assert_allclose(s, np.take_along_axis(full, i, axis=1), rtol=1e-5, atol=1e-6)

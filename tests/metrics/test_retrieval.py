@@ -452,3 +452,22 @@ def test_bad_inputs_raise_specific_errors():
         tatoeba_accuracy(x, x, dedup_texts=(["a"], ["b"]))
     with pytest.raises(DataError, match="out of range"):
         margin_scores(x, x, pairs=[[0, 3]])
+
+
+def test_unit_rows_huge_finite_values_and_bad_rows():
+    """Float32 squares of 1e20 overflow; the norms fall back to float64 instead of calling the
+    rows infinite. A real NaN or infinity is reported with its row."""
+    from xalign.metrics._retrieval import _unit_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    big = _unit_rows(x * np.float32(1e20), "src")
+    np.testing.assert_allclose(big, x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(big, axis=1), 1.0, rtol=1e-6)
+    r = tatoeba_accuracy(x * np.float32(1e20), x, backend="numpy")
+    assert r["acc_mean"] == 1.0
+    for bad in (np.nan, np.inf):
+        y = x.copy()
+        y[3, 2] = bad
+        with pytest.raises(DataError, match="tgt: row 3 contains NaN or infinity"):
+            tatoeba_accuracy(x, y, backend="numpy")

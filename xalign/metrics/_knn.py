@@ -18,7 +18,7 @@ from xalign.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Backend", "knn", "select_backend", "top1_both"]
+__all__ = ["Backend", "knn", "merge_shard_candidates", "select_backend", "top1_both"]
 
 Backend = Literal["auto", "numpy", "faiss", "faiss-gpu"]
 _BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -111,8 +111,8 @@ def _as_matrix(x: ArrayLike, name: str) -> NDArray[np.float32]:
     return arr
 
 
-@functools.lru_cache(maxsize=4)
-def _gpu_resources(gpu_memory: int | None):
+@functools.lru_cache(maxsize=16)
+def _gpu_resources(gpu_memory: int | None, device: int = 0):
     faiss = _import_faiss("faiss-gpu")
     res = faiss.StandardGpuResources()
     if gpu_memory is not None:
@@ -152,6 +152,23 @@ def _candidates_faiss(
     return out_s, out_i
 
 
+def merge_shard_candidates(
+    parts: list[tuple[NDArray[np.float32], NDArray[np.int64]]], kp: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """The best ``kp`` of several shards' candidates (scores, global key indices) per query.
+
+    Each shard proposes its own top candidates over its slice of the keys; the union holds the
+    global top ``kp`` (a key in the global top ``kp`` is in its own shard's top ``kp``).
+    Returned unordered, like every candidate proposal; the exact re-scoring ranks them.
+    """
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    idx = np.concatenate([p[1] for p in parts], axis=1)
+    if scores.shape[1] <= kp:
+        return scores, idx
+    pick = np.argpartition(scores, scores.shape[1] - kp, axis=1)[:, -kp:]
+    return np.take_along_axis(scores, pick, axis=1), np.take_along_axis(idx, pick, axis=1)
+
+
 def _candidates_faiss_gpu(
     q: NDArray[np.float32],
     keys: NDArray[np.float32],
@@ -159,24 +176,63 @@ def _candidates_faiss_gpu(
     block_size: int,
     gpu_memory: int | None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Candidates from ``faiss.knn_gpu`` (no index), keys sharded over every visible GPU.
+
+    With several GPUs the keys are split into one contiguous shard per GPU, each GPU searches
+    its shard (in parallel threads; faiss releases the GIL) and the shards' candidates are
+    merged (:func:`merge_shard_candidates`). ``gpu_memory`` caps faiss's temporary memory and
+    the memory for vectors and for queries (``vectorsMemoryLimit``/``queriesMemoryLimit``),
+    so large inputs are paged through the GPU in pieces.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     faiss = _import_faiss("faiss-gpu")
-    res = _gpu_resources(gpu_memory)
+    n_gpu = max(1, int(faiss.get_num_gpus()))
+    m = keys.shape[0]
+    n_shards = min(n_gpu, m)
+    bounds = np.linspace(0, m, n_shards + 1).astype(np.int64)
+    limits = {}
+    if gpu_memory is not None:
+        limits = {"vectorsMemoryLimit": int(gpu_memory), "queriesMemoryLimit": int(gpu_memory)}
+
+    def search(g: int, qb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        lo, hi = int(bounds[g]), int(bounds[g + 1])
+        res = _gpu_resources(gpu_memory, g)
+        d, i = faiss.knn_gpu(
+            res,
+            qb,
+            np.ascontiguousarray(keys[lo:hi]),
+            min(kp, hi - lo),
+            metric=faiss.METRIC_INNER_PRODUCT,
+            device=g if n_shards > 1 else -1,
+            **limits,
+        )
+        return d, i.astype(np.int64) + lo
+
     out_s = np.empty((q.shape[0], kp), dtype=np.float32)
     out_i = np.empty((q.shape[0], kp), dtype=np.int64)
-    for start in range(0, q.shape[0], block_size):
-        stop = min(start + block_size, q.shape[0])
-        d, i = faiss.knn_gpu(res, q[start:stop], keys, kp, metric=faiss.METRIC_INNER_PRODUCT)
-        out_s[start:stop], out_i[start:stop] = d, i
+    with ThreadPoolExecutor(max_workers=n_shards) as pool:
+        for start in range(0, q.shape[0], block_size):
+            stop = min(start + block_size, q.shape[0])
+            qb = q[start:stop]
+            parts = list(pool.map(lambda g: search(g, qb), range(n_shards)))  # noqa: B023
+            out_s[start:stop], out_i[start:stop] = merge_shard_candidates(parts, kp)
     return out_s, out_i
 
 
 def _rescore(
-    q: NDArray[np.float32], keys: NDArray[np.float32], cand: NDArray[np.int64]
+    q: NDArray[np.float32],
+    keys: NDArray[np.float32],
+    cand: NDArray[np.int64],
+    *,
+    q64: NDArray[np.float64] | None = None,
+    keys64: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
     """Float64 inner products of each query with its candidate keys.
 
     Products of float32 numbers are exact in float64, and each dot product is one
     contiguous-row reduction, so equal key vectors always get bit-identical scores.
+    ``q64``/``keys64`` are the same arrays already cast to float64 (saves the casts).
     """
     nq, kp = cand.shape
     d = q.shape[1]
@@ -184,8 +240,10 @@ def _rescore(
     rows = max(1, _RESCORE_BYTES // (8 * max(1, kp * d)))
     for start in range(0, nq, rows):
         stop = min(start + rows, nq)
-        gathered = keys[cand[start:stop]].astype(np.float64)
-        out[start:stop] = (gathered * q[start:stop, None, :].astype(np.float64)).sum(axis=-1)
+        c = cand[start:stop]
+        gathered = keys64[c] if keys64 is not None else keys[c].astype(np.float64)
+        qb = q64[start:stop] if q64 is not None else q[start:stop].astype(np.float64)
+        out[start:stop] = (gathered * qb[:, None, :]).sum(axis=-1)
     return out
 
 
@@ -229,17 +287,66 @@ def _fast_top(
     return cand_i[:, :k], (gaps > 2 * tol[:, None]).all(axis=1)
 
 
+def _row_norms(x: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Euclidean norm of each row, float32 squares summed in float64 (no overflow, no copy)."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+
+
+def _top1_rows(
+    S: NDArray[np.float32],
+    q: NDArray[np.float32],
+    keys: NDArray[np.float32],
+    tol: NDArray[np.float64],
+) -> NDArray[np.int64]:
+    """Exact best key for each row of the float32 score block ``S = q @ keys.T``.
+
+    A row whose float32 top-2 gap exceeds ``2 * tol`` is decided by its argmax. For the other
+    rows every key that can win in exact arithmetic scores at least ``max - 2 * tol`` in float32;
+    up to 8 such candidates are re-scored in float64 (:func:`_rescore`) and ranked by (score
+    descending, index ascending); a row with more candidates goes to the exact search of
+    :func:`knn`.
+    """
+    nr, m = S.shape
+    rows = np.arange(nr)
+    i1 = S.argmax(axis=1)
+    v1 = S[rows, i1]
+    S[rows, i1] = -np.inf
+    v2 = S.max(axis=1)
+    S[rows, i1] = v1
+    unsure = np.flatnonzero(~(v1.astype(np.float64) - v2 > 2 * tol))
+    if not len(unsure):
+        return i1
+    thr = v1[unsure].astype(np.float64) - 2 * tol[unsure]
+    sub = S[unsure]
+    count = (sub >= thr[:, None]).sum(axis=1)  # compared in float64
+    c = min(m, 8)
+    few = count <= c
+    if few.any():
+        r = unsure[few]
+        cand = np.argpartition(sub[few], m - c, axis=1)[:, m - c :] if c < m else None
+        if cand is None:
+            cand = np.broadcast_to(np.arange(m), (len(r), m))
+        exact = _rescore(q[r], keys, np.ascontiguousarray(cand))
+        order = np.lexsort((cand, -exact), axis=-1)[:, 0]
+        i1[r] = cand[np.arange(len(r)), order]
+    many = unsure[~few]
+    if len(many):
+        i1[many] = _knn64(q[many], keys, k=1, backend="numpy")[1][:, 0]
+    return i1
+
+
 def top1_both(
     x: ArrayLike, y: ArrayLike, *, backend: str = "auto"
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
-    """Exact nearest neighbour by inner product in both directions, from one score matrix.
+    """Exact nearest neighbour by inner product in both directions.
 
     Returns ``(fwd_idx, fwd_score, bwd_idx, bwd_score)``: for each row of ``x`` its best row
     of ``y`` and for each row of ``y`` its best row of ``x``, with float64 scores — the same
     result as :func:`knn` with ``k=1`` run both ways (ties go to the lower index). On the numpy
-    backend each block of ``x @ y.T`` serves both directions (row and column top-2), so one
-    matrix product is computed instead of two; a row or column whose top-2 gap is within twice
-    the float32 rounding bound is decided by the exact path of :func:`knn`.
+    backend, when all rows of ``x`` fit one block (256 MiB of scores), one matrix product
+    serves both directions (its transpose is copied for the column pass); larger inputs take
+    one blocked product per direction. A query whose float32 top-2 gap is within twice the
+    float32 rounding bound is decided exactly (float64 re-scoring of its candidates).
 
     Examples
     --------
@@ -256,52 +363,56 @@ def top1_both(
         s1, i1 = _knn64(q, k, k=1, backend=backend)
         s2, i2 = _knn64(k, q, k=1, backend=backend)
         return i1[:, 0], s1[:, 0], i2[:, 0], s2[:, 0]
+    nq, nk = _row_norms(q), _row_norms(k)
+    return _top1_both(q, k, nq, nk)
+
+
+def _top1_both_unit(q: NDArray[np.float32], k: NDArray[np.float32], *, scores: bool = True) -> Any:
+    """:func:`top1_both` (numpy) for rows already checked and L2-normalised by the caller.
+
+    Row norms are then bounded by ``1 + (d + 2)·2⁻²⁴`` (the norm used to normalise was off by
+    at most ``(d/2 + 1)·2⁻²⁴`` relative, the division rounds by ``2⁻²⁴``), which replaces the
+    computed norms in the rounding bound. With ``scores=False`` the float64 scores are not
+    computed (returned as ``None``).
+    """
+    bound = 1.0 + (q.shape[1] + 2) * _U32
+    return _top1_both(q, k, np.full(len(q), bound), np.full(len(k), bound), scores=scores)
+
+
+def _top1_both(
+    q: NDArray[np.float32],
+    k: NDArray[np.float32],
+    nq: NDArray[np.float64],
+    nk: NDArray[np.float64],
+    *,
+    scores: bool = True,
+) -> Any:
     n, d = q.shape
     m = k.shape[0]
-    nq = np.linalg.norm(q, axis=1).astype(np.float64)
-    nk = np.linalg.norm(k, axis=1).astype(np.float64)
     unit = 2 * d * _U32
     tiny = np.finfo(np.float32).tiny
     tol_q = unit * nq * float(nk.max()) + tiny
     tol_k = unit * nk * float(nq.max()) + tiny
-    f_i = np.empty(n, np.int64)
-    f_gap = np.empty(n, np.float64)
-    c_v1 = np.full(m, -np.inf, np.float64)
-    c_v2 = np.full(m, -np.inf, np.float64)
-    c_i = np.zeros(m, np.int64)
-    cols = np.arange(m)
-    bs = max(1, min(n, _BLOCK_BYTES // (20 * m)))
-    for start in range(0, n, bs):
-        stop = min(start + bs, n)
-        S = q[start:stop] @ k.T
-        rows = np.arange(stop - start)
-        # columns: top-2 within the block, merged into the running top-2
-        j1 = S.argmax(axis=0)
-        w1 = S[j1, cols].astype(np.float64)
-        S[j1, cols] = -np.inf
-        w2 = S.max(axis=0).astype(np.float64)
-        S[j1, cols] = w1
-        better = w1 > c_v1  # strict: on equal scores the earlier (lower) row stays
-        c_v2 = np.where(better, np.maximum(c_v1, w2), np.maximum(c_v2, w1))
-        c_v1 = np.where(better, w1, c_v1)
-        c_i = np.where(better, j1 + start, c_i)
-        # rows: top-2
-        i1 = S.argmax(axis=1)
-        v1 = S[rows, i1].astype(np.float64)
-        S[rows, i1] = -np.inf
-        f_i[start:stop] = i1
-        f_gap[start:stop] = v1 - S.max(axis=1)
-    f_s = _rescore(q, k, f_i[:, None])[:, 0]
-    b_s = _rescore(k, q, c_i[:, None])[:, 0]
-    for idx, score, gap, tol, a, b in (
-        (f_i, f_s, f_gap, tol_q, q, k),
-        (c_i, b_s, c_v1 - c_v2, tol_k, k, q),
-    ):
-        unsure = np.flatnonzero(~(gap > 2 * tol))
-        if len(unsure):
-            s_, i_ = _knn64(a[unsure], b, k=1, backend="numpy")
-            idx[unsure], score[unsure] = i_[:, 0], s_[:, 0]
-    return f_i, f_s, c_i, b_s
+    if n <= _BLOCK_BYTES // (20 * m):
+        S = q @ k.T
+        f_i = _top1_rows(S, q, k, tol_q)
+        ST = np.ascontiguousarray(S.T)
+        del S
+        b_i = _top1_rows(ST, k, q, tol_k)
+    else:
+        f_i = np.empty(n, np.int64)
+        b_i = np.empty(m, np.int64)
+        for out, a, b, tol in ((f_i, q, k, tol_q), (b_i, k, q, tol_k)):
+            bs = max(1, _BLOCK_BYTES // (20 * len(b)))
+            for start in range(0, len(a), bs):
+                stop = min(start + bs, len(a))
+                out[start:stop] = _top1_rows(a[start:stop] @ b.T, a[start:stop], b, tol[start:stop])
+    if not scores:
+        return f_i, None, b_i, None
+    q64, k64 = q.astype(np.float64), k.astype(np.float64)
+    f_s = _rescore(q, k, f_i[:, None], q64=q64, keys64=k64)[:, 0]
+    b_s = _rescore(k, q, b_i[:, None], q64=k64, keys64=q64)[:, 0]
+    return f_i, f_s, b_i, b_s
 
 
 def knn(

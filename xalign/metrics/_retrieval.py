@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from xalign.errors import ConfigError, DataError
-from xalign.metrics._knn import Backend, _knn64, select_backend, top1_both
+from xalign.metrics._knn import Backend, _knn64, _top1_both_unit, select_backend, top1_both
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +66,12 @@ def _positive_int(value: object, name: str) -> int:
 
 
 def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.float32]:
-    """Float32 copy of ``x`` with rows L2-normalised (after subtracting the mean row if asked)."""
+    """Float32 copy of ``x`` with rows L2-normalised (after subtracting the mean row if asked).
+
+    Norms are float32 sums of squares (float64 where those overflow); a NaN or infinity
+    anywhere in a row makes its norm non-finite, which is how bad rows are found without a
+    separate pass. Float64 input and centring are handled in float64.
+    """
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise DataError(
@@ -74,18 +79,33 @@ def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.f
         )
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    out = np.array(arr, dtype=np.float64)
-    if not np.isfinite(out).all():
-        bad = int(np.argwhere(~np.isfinite(out))[0, 0])
-        raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
-    if center:
-        out -= out.mean(axis=0, keepdims=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    if center or arr.dtype == np.float64:
+        out64 = np.array(arr, dtype=np.float64)
+        if not np.isfinite(out64).all():
+            bad = int(np.argwhere(~np.isfinite(out64))[0, 0])
+            raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
+        if center:
+            out64 -= out64.mean(axis=0, keepdims=True)
+        norms = np.linalg.norm(out64, axis=1)
+        out, ok = out64, True
+    else:
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+        # float32 sum of squares: relative error below (d/2 + 1)·2⁻²⁴ for the norm, which
+        # _top1_both_unit's norm bound covers; inf/NaN rows (or overflow) are re-checked below
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out).astype(np.float64))
+        if not np.isfinite(norms).all():
+            norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
+        ok = bool(np.isfinite(norms).all())
+        if not ok:
+            bad = int(np.flatnonzero(~np.isfinite(norms))[0])
+            raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
     if (norms == 0).any():
-        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        bad = int(np.flatnonzero(norms == 0)[0])
         what = " after centring" if center else ""
         raise DataError(f"{name}: row {bad} has zero norm{what}; cosine is undefined")
-    return np.ascontiguousarray(out / norms, dtype=np.float32)
+    if out.dtype == np.float64:
+        return np.ascontiguousarray(out / norms[:, None], dtype=np.float32)
+    return out / norms.astype(np.float32)[:, None]
 
 
 def _pairs(pairs: ArrayLike, name: str, n: int, m: int) -> NDArray[np.int64]:
@@ -409,9 +429,13 @@ def _retrieve_both(
     directions: tuple[str, ...],
     block_size: int | None,
     backend: str,
-) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+    scores: bool = True,
+) -> dict[str, Any]:
     if margin == "none" and len(directions) == 2:
-        fi, fs, bi, bs = top1_both(xn, yn, backend=backend)
+        if backend == "numpy":
+            fi, fs, bi, bs = _top1_both_unit(xn, yn, scores=scores)
+        else:
+            fi, fs, bi, bs = top1_both(xn, yn, backend=backend)
         return {"src2tgt": (fi, fs), "tgt2src": (bi, bs)}
     if margin == "none":
         out = {}
@@ -505,7 +529,9 @@ def retrieve(
         block_size=block_size,
         backend=select_backend(backend),
     )
-    return out["src2tgt"]
+    idx, scores = out["src2tgt"]
+    assert scores is not None
+    return idx, scores
 
 
 def tatoeba_accuracy(
@@ -611,6 +637,7 @@ def tatoeba_accuracy(
         directions=dirs,
         block_size=None,
         backend=select_backend(backend),
+        scores=False,  # only the retrieved indices are needed
     )
     result: dict[str, Any] = {"n": n}
     gold = np.arange(n)
