@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
-from xalign.extract._config import ATTENTION_MODES, POOLINGS, ExtractConfig
+from xalign.extract._config import ATTENTION_MODES, ENGINES, POOLINGS, ExtractConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +28,8 @@ examples:
       --attentions head-mean --out runs/tatoeba-e5
   python -m xalign.extract --model bert-base-multilingual-cased --data sib200:sib-200 \\
       --split test --out runs/sib-mbert
+  python -m xalign.extract --model xlm-roberta-base --data tatoeba:tatoeba --layers all \\
+      --engine ray --address auto --out /shared/runs/tatoeba-xlmr     # on a Ray cluster
 
 An interrupted run resumes when the same command is run again; an --out folder holding a store
 of another model, corpus or configuration is refused (use --overwrite to replace it).
@@ -129,6 +131,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="also encode each A-B translation pair jointly and store the cross "
         "attention blocks A→B and B→A per layer (pair mode, for attention alignment)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="'local' (this process) or 'ray' (encoder actors on a Ray cluster; the store is "
+        f"the same) [default: {_D.engine}]",
+    )
+    p.add_argument(
+        "--address",
+        help="with --engine ray: Ray cluster address, 'auto' joins a running cluster "
+        "[default: start a local one]",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="with --engine ray: encoder actors [default: one per GPU, else one per "
+        "--cpus-per-worker CPUs]",
+    )
+    p.add_argument(
+        "--cpus-per-worker",
+        dest="cpus_per_worker",
+        type=float,
+        help="with --engine ray: CPUs (and torch threads) per actor "
+        f"[default: {_D.cpus_per_worker:g}]",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        dest="gpus_per_worker",
+        type=float,
+        help="with --engine ray: GPUs per actor [default: 1 when the cluster has GPUs, else 0]",
     )
     p.add_argument("--label", help="checkpoint label for comparisons [default: folder name]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")

@@ -14,6 +14,8 @@ Pooling = Literal["mean", "mean_nospecial", "cls", "max", "last"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 AttentionMode = Literal["none", "head-mean", "full"]
 ATTENTION_MODES: tuple[str, ...] = get_args(AttentionMode)
+Engine = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 
 @dataclass
@@ -25,6 +27,11 @@ class ExtractConfig:
     included: the e5 / sentence-transformers convention), ``mean_nospecial`` (content tokens only,
     as XTREME's ``--pool_skip_special_token``), ``cls`` (first token), ``max`` (element-wise
     max over all tokens), ``last`` (last non-padding token: the usual choice for decoders).
+
+    ``engine="ray"`` runs the same chunks on a Ray cluster (``address``: ``None`` starts a
+    local one, ``"auto"`` joins a running one); ``workers`` encoder actors, each with
+    ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs (default: 1 when the cluster has
+    GPUs, else 0). The engine does not change the store: its arrays are the local run's.
     """
 
     model: str = "e5-small"
@@ -50,6 +57,11 @@ class ExtractConfig:
     overwrite: bool = False
     pairs: list[str] | None = None
     progress: bool = True
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.pooling, str):
@@ -82,6 +94,18 @@ class ExtractConfig:
             raise ConfigError(f"--max-length {self.max_length}: must be at least 4")
         if self.chunk_rows is not None and self.chunk_rows < 1:
             raise ConfigError(f"--chunk-rows {self.chunk_rows}: must be positive")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine {self.engine!r}: allowed values are {', '.join(ENGINES)}")
+        if self.engine == "local" and (self.address is not None or self.workers is not None):
+            raise ConfigError("--address and --workers apply to --engine ray only")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: must be at least 1")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError(f"--cpus-per-worker {self.cpus_per_worker}: must be positive")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ConfigError(f"--gpus-per-worker {self.gpus_per_worker}: must be 0 or more")
+        if self.engine == "ray" and self.pairs:
+            raise ConfigError("--pairs runs on the local engine only; drop --engine ray")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

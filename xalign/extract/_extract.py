@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xalign.errors import ConfigError
+from xalign.errors import ConfigError, StoreError
 from xalign.extract._config import ExtractConfig, parse_layers, resolve_prefix
 from xalign.extract._tokenize import TokenizedCorpus, tokenize_corpus
 
@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from xalign.models import Encoder
     from xalign.store import Store
 
-__all__ = ["ExtractSummary", "extract", "length_sorted_batches", "pool"]
+__all__ = [
+    "ChunkSpec",
+    "ExtractSummary",
+    "compute_chunk",
+    "extract",
+    "length_sorted_batches",
+    "pool",
+]
 
 log = logging.getLogger(__name__)
 
@@ -241,13 +248,13 @@ class _Runner:
             yield from self.run(rows[half:])
 
 
-def _load_encoder(cfg: ExtractConfig) -> Encoder:
+def _load_encoder(cfg: ExtractConfig, *, device: str | None = None) -> Encoder:
     from xalign.models import load_encoder
 
     attn_impl = "eager" if cfg.attentions != "none" else "sdpa"
     return load_encoder(
         cfg.model,
-        device=cfg.device,
+        device=device or cfg.device,
         dtype=cfg.dtype,
         revision=cfg.revision,
         attn_implementation=attn_impl,
@@ -264,7 +271,9 @@ def extract(
     """Run one extraction into ``config.out`` (resuming a partial store of the same identity).
 
     ``corpus`` and ``encoder`` may be given directly (tests, notebooks); otherwise they are loaded
-    from ``config.data`` and ``config.model``.
+    from ``config.data`` and ``config.model``. With ``config.engine == "ray"`` the chunks are
+    computed by encoder actors on a Ray cluster (:mod:`xalign.scale`); ``encoder`` then serves
+    the driver only (tokenizer and facts), and each worker loads ``config.model`` itself.
     """
 
     t0 = time.perf_counter()
@@ -281,6 +290,12 @@ def extract(
         corpus = corpus.select(
             langs=config.langs, split=config.split, limit_per_lang=config.limit_per_lang
         )
+    if config.engine == "ray":
+        from xalign.scale import extract_ray
+
+        if encoder is None:
+            encoder = _load_encoder(config, device="cpu")  # tokenizer and facts; no forward
+        return extract_ray(config, corpus, encoder, t0)
     if encoder is None:
         encoder = _load_encoder(config)
     previous = encoder.attn_implementation
@@ -296,10 +311,157 @@ def extract(
             encoder.attn_implementation = previous
 
 
-def _extract(
-    config: ExtractConfig, corpus: Corpus, encoder: Encoder, t0: float
-) -> tuple[Store, ExtractSummary]:
-    from xalign.store import Store, StoreWriter
+@dataclass
+class ChunkSpec:
+    """What computing one chunk needs, fixed for the whole run (picklable: sent to Ray workers)."""
+
+    layers: list[int]
+    attn_layers: list[int]
+    poolings: list[str]
+    keep_tokens: bool
+    attentions: str
+    hidden_size: int
+    num_heads: int
+    max_length: int
+    prefix: str
+    token_budget: int
+    autocast: bool
+
+    def runner(self, encoder: Encoder) -> _Runner:
+        return _Runner(
+            encoder,
+            layers=self.layers,
+            attn_layers=self.attn_layers,
+            poolings=self.poolings,
+            keep_tokens=self.keep_tokens,
+            attentions=self.attentions,
+            autocast=self.autocast,
+        )
+
+
+def compute_chunk(
+    spec: ChunkSpec,
+    runner: _Runner,
+    texts: Sequence[str],
+    *,
+    on_rows: Any = None,
+) -> dict[str, NDArray[Any]]:
+    """Encode the rows of one store chunk; returns its float16 arrays, named as in the store.
+
+    ``sentence/<pooling>`` ``[rows, layers, D]``; with tokens ``token/hidden`` ``[tokens, layers,
+    D]``; with attentions ``attention/<mode>`` (flat ``n × n`` blocks per row). Batches are
+    length-sorted within the chunk, so a chunk's bytes do not depend on where it is computed.
+    """
+    tok = tokenize_corpus(
+        texts, runner.encoder.tokenizer, max_length=spec.max_length, prefix=spec.prefix
+    )
+    runner.tok = tok
+    n_tokens = tok.n_tokens
+    nL, D = len(spec.layers), spec.hidden_size
+    local = {p: np.zeros((len(texts), nL, D), dtype=np.float32) for p in spec.poolings}
+    tok_off = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
+    att_off = np.concatenate([[0], np.cumsum(n_tokens**2)]).astype(np.int64)
+    tail: tuple[int, ...] = (len(spec.attn_layers),)
+    if spec.attentions == "full":
+        tail = (*tail, spec.num_heads)
+    if spec.keep_tokens:
+        tok_buf = np.zeros((int(tok_off[-1]), nL, D), dtype=np.float16)
+    if spec.attentions != "none":
+        att_buf = np.zeros((int(att_off[-1]), *tail), np.float16)
+    for batch in length_sorted_batches(n_tokens, token_budget=spec.token_budget):
+        for rows, res in runner.run(batch):
+            for p in spec.poolings:
+                local[p][rows] = res[p]
+            for j, r in enumerate(rows):
+                n = int(res["n"][j])
+                if spec.keep_tokens:
+                    s = int(tok_off[r])
+                    tok_buf[s : s + n] = res["tokens"][j, :, :n].transpose(1, 0, 2)
+                if spec.attentions != "none":
+                    s = int(att_off[r])
+                    blk = res["attn"][j][..., :n, :n]  # [nA, n, n] or [nA, H, n, n]
+                    if spec.attentions == "full":
+                        blk = blk.transpose(2, 3, 0, 1)  # [n, n, nA, H]
+                    else:
+                        blk = blk.transpose(1, 2, 0)  # [n, n, nA]
+                    att_buf[s : s + n * n] = blk.reshape(n * n, *tail)
+            if on_rows is not None:
+                on_rows(len(rows))
+    out: dict[str, NDArray[Any]] = {
+        f"sentence/{p}": local[p].astype(np.float16) for p in spec.poolings
+    }
+    if spec.keep_tokens:
+        out["token/hidden"] = tok_buf
+    if spec.attentions != "none":
+        out[f"attention/{spec.attentions}"] = att_buf
+    return out
+
+
+@dataclass
+class _Plan:
+    """A prepared run: the store writer with its arrays, and where each chunk goes."""
+
+    config: ExtractConfig
+    corpus: Corpus
+    writer: Any
+    spec: ChunkSpec
+    texts: list[str]
+    n_tokens: NDArray[np.int64]
+    chunk_rows: int
+    arrays: dict[str, Any]
+    tok_off: NDArray[np.int64]
+    att_off: NDArray[np.int64]
+    n_full: NDArray[np.int64]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.texts)
+
+    @property
+    def n_chunks(self) -> int:
+        return (self.n_rows + self.chunk_rows - 1) // self.chunk_rows
+
+    def bounds(self, chunk: int) -> tuple[int, int]:
+        return chunk * self.chunk_rows, min(self.n_rows, (chunk + 1) * self.chunk_rows)
+
+    def todo(self) -> list[int]:
+        return [c for c in range(self.n_chunks) if c not in self.writer.done]
+
+    def write_chunk(self, chunk: int, arrays: dict[str, NDArray[Any]]) -> None:
+        """Write one computed chunk into the store and record it as done (the resume point)."""
+        a, b = self.bounds(chunk)
+        spans: dict[str, Any] = {
+            "sentence": (a, b),
+            "token": self.tok_off,
+            "attention": self.att_off,
+        }
+        if set(arrays) != set(self.arrays):
+            raise StoreError(
+                f"{self.writer.path}: chunk {chunk} holds arrays {sorted(arrays)}, expected "
+                f"{sorted(self.arrays)}"
+            )
+        for name, data in arrays.items():
+            span = spans[name.split("/", 1)[0]]
+            lo, hi = (a, b) if isinstance(span, tuple) else (int(span[a]), int(span[b]))
+            target = self.arrays[name]
+            if data.shape != (hi - lo, *target.shape[1:]):
+                raise StoreError(
+                    f"{self.writer.path}: chunk {chunk} array {name} has shape {data.shape}, "
+                    f"expected {(hi - lo, *target.shape[1:])} (rows {a}..{b - 1})"
+                )
+            target[lo:hi] = data
+        self.writer.mark_done(chunk)
+
+
+def _prepare(
+    config: ExtractConfig, corpus: Corpus, encoder: Encoder, *, autocast: bool | None = None
+) -> _Plan:
+    """Open or resume the store, write its tables and create its arrays (no model forward).
+
+    ``autocast``: whether the chunks will run under CUDA autocast (default: the config's choice
+    on this encoder's device; the Ray engine decides from the cluster's GPUs).
+    """
+    from xalign.store import StoreWriter
 
     facts = encoder.facts
     L = facts.num_layers
@@ -315,6 +477,8 @@ def _extract(
         DEFAULT_CHUNK_ROWS_TOKENS if with_token_table else DEFAULT_CHUNK_ROWS
     )
     D = facts.hidden_size
+    if autocast is None:
+        autocast = bool(config.autocast and encoder.device.type == "cuda")
     extraction = {
         "layers": layers,
         "attention_layers": attn_layers,
@@ -325,7 +489,7 @@ def _extract(
         "attentions": config.attentions,
         "dtype_disk": "float16",
         "compute_dtype": config.dtype,
-        "autocast": bool(config.autocast and encoder.device.type == "cuda"),
+        "autocast": autocast,
         "token_budget": config.token_budget,
         "chunk_rows": chunk_rows,
     }
@@ -346,11 +510,24 @@ def _extract(
         label=config.label,
         overwrite=config.overwrite,
     )
-    if writer.already_complete:
-        store = Store.open(config.out)
-        return store, _summary(store, time.perf_counter() - t0, 0, writer, 0)
-
+    spec = ChunkSpec(
+        layers=layers,
+        attn_layers=attn_layers,
+        poolings=list(config.pooling),
+        keep_tokens=keep_tokens,
+        attentions=config.attentions,
+        hidden_size=D,
+        num_heads=facts.num_heads,
+        max_length=max_length,
+        prefix=prefix,
+        token_budget=config.token_budget,
+        autocast=autocast,
+    )
     texts = corpus.rows["text"].tolist()
+    empty = np.zeros(0, np.int64)
+    plan = _Plan(config, corpus, writer, spec, texts, empty, chunk_rows, {}, empty, empty, empty)
+    if writer.already_complete:
+        return plan
     # First pass keeps only lengths (the token table streams to disk), so memory does not grow
     # with the corpus; each chunk is tokenised again when it is computed.
     n_tokens, n_full = _first_pass(
@@ -370,15 +547,16 @@ def _extract(
     writer.write_config(config.to_dict())
 
     N, nL = len(corpus), len(layers)
-    sent = {
-        p: writer.ensure_array(
+    arrays = {
+        f"sentence/{p}": writer.ensure_array(
             f"sentence/{p}", shape=(N, nL, D), chunks=(chunk_rows, 1, D), dtype="float16"
         )
         for p in config.pooling
     }
     tok_off = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
+    att_off = np.concatenate([[0], np.cumsum(n_tokens**2)]).astype(np.int64)
     if keep_tokens:
-        tok_hidden = writer.ensure_array(
+        arrays["token/hidden"] = writer.ensure_array(
             "token/hidden",
             shape=(int(tok_off[-1]), nL, D),
             chunks=(TOKEN_CHUNK, 1, D),
@@ -388,88 +566,69 @@ def _extract(
             "token/offsets", shape=(N + 1,), chunks=(N + 1,), dtype="int64", data=tok_off
         )
     if config.attentions != "none":
-        att_off = np.concatenate([[0], np.cumsum(n_tokens**2)]).astype(np.int64)
         H = facts.num_heads
         shape: tuple[int, ...] = (int(att_off[-1]), len(attn_layers))
         chunks: tuple[int, ...] = (ATTN_CHUNK, 1)
         if config.attentions == "full":
             shape, chunks = (*shape, H), (ATTN_CHUNK // H, 1, H)
-        att_arr = writer.ensure_array(
+        arrays[f"attention/{config.attentions}"] = writer.ensure_array(
             f"attention/{config.attentions}", shape=shape, chunks=chunks, dtype="float16"
         )
         writer.ensure_array(
             "attention/offsets", shape=(N + 1,), chunks=(N + 1,), dtype="int64", data=att_off
         )
+    plan.n_tokens, plan.n_full, plan.arrays = n_tokens, n_full, arrays
+    plan.tok_off, plan.att_off = tok_off, att_off
+    return plan
 
-    runner = _Runner(
-        encoder,
-        layers=layers,
-        attn_layers=attn_layers,
-        poolings=list(config.pooling),
-        keep_tokens=keep_tokens,
-        attentions=config.attentions,
-        autocast=config.autocast,
-    )
-    n_chunks = (N + chunk_rows - 1) // chunk_rows
-    todo = [c for c in range(n_chunks) if c not in writer.done]
-    rows_todo = sum(min(chunk_rows, N - c * chunk_rows) for c in todo)
-    t_compute = time.perf_counter()
-    bar = _progress(rows_todo, enabled=config.progress, desc=f"extract {facts.name}")
-    for c in todo:
-        a, b = c * chunk_rows, min(N, (c + 1) * chunk_rows)
-        local = {p: np.zeros((b - a, nL, D), dtype=np.float32) for p in config.pooling}
-        if keep_tokens:
-            tok_buf = np.zeros((int(tok_off[b] - tok_off[a]), nL, D), dtype=np.float16)
-        if config.attentions != "none":
-            att_buf = np.zeros((int(att_off[b] - att_off[a]), *att_arr.shape[1:]), np.float16)
-        runner.tok = tokenize_corpus(
-            texts[a:b], encoder.tokenizer, max_length=max_length, prefix=prefix
-        )
-        for batch in length_sorted_batches(n_tokens[a:b], token_budget=config.token_budget):
-            for local_rows, res in runner.run(batch):
-                rows = local_rows + a
-                for p in config.pooling:
-                    local[p][local_rows] = res[p]
-                for j, r in enumerate(rows):
-                    n = int(res["n"][j])
-                    if keep_tokens:
-                        s = int(tok_off[r] - tok_off[a])
-                        tok_buf[s : s + n] = res["tokens"][j, :, :n].transpose(1, 0, 2)
-                    if config.attentions != "none":
-                        s = int(att_off[r] - att_off[a])
-                        blk = res["attn"][j][..., :n, :n]  # [nA, n, n] or [nA, H, n, n]
-                        if config.attentions == "full":
-                            blk = blk.transpose(2, 3, 0, 1)  # [n, n, nA, H]
-                        else:
-                            blk = blk.transpose(1, 2, 0)  # [n, n, nA]
-                        att_buf[s : s + n * n] = blk.reshape(n * n, *att_buf.shape[1:])
-                bar.update(len(rows))
-        for p in config.pooling:
-            sent[p][a:b] = local[p].astype(np.float16)
-        if keep_tokens:
-            tok_hidden[int(tok_off[a]) : int(tok_off[b])] = tok_buf
-        if config.attentions != "none":
-            att_arr[int(att_off[a]) : int(att_off[b])] = att_buf
-        writer.mark_done(c)
-    bar.close()
-    seconds = time.perf_counter() - t_compute
+
+def _finish(
+    plan: _Plan, seconds: float, rows_computed: int, backoffs: int, device: str
+) -> tuple[Store, ExtractSummary]:
+    from xalign.store import Store
+
     counts = {
-        "rows": N,
-        "languages": {k: int(v) for k, v in corpus.rows["lang"].value_counts(sort=False).items()},
-        "tokens": int(n_tokens.sum()),
-        "truncated": int((n_full > n_tokens).sum()),
+        "rows": plan.n_rows,
+        "languages": {
+            k: int(v) for k, v in plan.corpus.rows["lang"].value_counts(sort=False).items()
+        },
+        "tokens": int(plan.n_tokens.sum()),
+        "truncated": int((plan.n_full > plan.n_tokens).sum()),
     }
-    writer.finish(
+    plan.writer.finish(
         counts,
         run={
             "seconds": round(seconds, 3),
-            "rows_computed": rows_todo,
-            "batch_backoffs": runner.backoffs,
-            "device": str(encoder.device),
+            "rows_computed": rows_computed,
+            "batch_backoffs": backoffs,
+            "device": device,
+            "engine": plan.config.engine,
         },
     )
-    store = Store.open(config.out)
-    return store, _summary(store, seconds, rows_todo, writer, runner.backoffs)
+    store = Store.open(plan.config.out)
+    return store, _summary(store, seconds, rows_computed, plan.writer, backoffs)
+
+
+def _extract(
+    config: ExtractConfig, corpus: Corpus, encoder: Encoder, t0: float
+) -> tuple[Store, ExtractSummary]:
+    from xalign.store import Store
+
+    plan = _prepare(config, corpus, encoder)
+    if plan.writer.already_complete:
+        store = Store.open(config.out)
+        return store, _summary(store, time.perf_counter() - t0, 0, plan.writer, 0)
+    runner = plan.spec.runner(encoder)
+    todo = plan.todo()
+    rows_todo = sum(b - a for a, b in map(plan.bounds, todo))
+    t_compute = time.perf_counter()
+    bar = _progress(rows_todo, enabled=config.progress, desc=f"extract {encoder.facts.name}")
+    for c in todo:
+        a, b = plan.bounds(c)
+        plan.write_chunk(c, compute_chunk(plan.spec, runner, plan.texts[a:b], on_rows=bar.update))
+    bar.close()
+    seconds = time.perf_counter() - t_compute
+    return _finish(plan, seconds, rows_todo, runner.backoffs, str(encoder.device))
 
 
 def _write_gold_links(corpus: Corpus, path: Path) -> None:
