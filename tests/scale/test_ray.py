@@ -161,3 +161,12 @@ def test_damaged_shard_names_the_file(tmp_path):
     bad.write_bytes(b"\x00\x01 not a shard")
     with pytest.raises(StoreError, match=r"chunk-000003\.safetensors: not a readable xalign shard"):
         read_shard(bad)
+
+
+def test_missing_ray_names_the_extra(monkeypatch, tiny_bert_dir, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    cfg = ExtractConfig(**opts(tiny_bert_dir, tmp_path / "m", engine="ray"))
+    with pytest.raises(ImportError, match=r"pip install 'xalign\[scale\]'"):
+        extract(cfg, corpus=corpus(8))
