@@ -560,7 +560,10 @@ def tatoeba_accuracy(
     sentence-transformers' ``TranslationEvaluator`` does (metrics.md B.1). With
     ``dedup_texts`` a retrieved row counts as a hit when its text equals the gold text
     (LASER ``--textual``), which neutralises duplicate sentences (sentence-transformers
-    PR #4031). Ties between equal scores go to the lower row index.
+    PR #4031). Ties between equal scores go to the lower row index. The ranking is exact for
+    the float32 L2-normalised rows; two targets whose cosines differ by less than float32
+    resolution (about 1e-7) can rank in the other order than in a float64 computation from
+    the raw vectors (on the 112-language Tatoeba store: 2 of 2,310,802 queries).
 
     Parameters
     ----------
