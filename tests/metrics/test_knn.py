@@ -279,38 +279,13 @@ def test_top1_rows_takes_both_near_tie_routes():
     assert calls == [int(many.sum())]
 
 
-def _fake_multi_gpu_faiss(n_gpus: int, calls: list):
-    """A stand-in for faiss-gpu with ``n_gpus`` devices: ``knn_gpu`` is a numpy top-k (sorted,
-    like faiss), recording which device searched how many keys with which memory limits."""
-    import types
-
-    class Res:
-        def setTempMemory(self, n):
-            calls.append(("temp", n))
-
-    def knn_gpu(res, xq, xb, k, metric=None, device=-1, **limits):
-        calls.append((device, len(xb), limits))
-        s = xq @ xb.T
-        idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(s, idx, axis=1), idx
-
-    return types.SimpleNamespace(
-        METRIC_INNER_PRODUCT=0,
-        get_num_gpus=lambda: n_gpus,
-        StandardGpuResources=Res,
-        knn_gpu=knn_gpu,
-    )
-
-
 @pytest.mark.parametrize("n_gpus", [1, 3])
-def test_faiss_gpu_key_sharding_identical_to_numpy(n_gpus, monkeypatch, tied_data, random_data):
+def test_faiss_gpu_key_sharding_identical_to_numpy(n_gpus, fake_faiss_gpu, tied_data, random_data):
     """The multi-GPU path (keys split over devices, candidates merged) run on CPU through a
     fake faiss: same indices as numpy, every device used, memory limits passed on."""
     import xalign.metrics._knn as K
 
-    calls: list = []
-    monkeypatch.setitem(sys.modules, "faiss", _fake_multi_gpu_faiss(n_gpus, calls))
-    K._gpu_resources.cache_clear()
+    calls = fake_faiss_gpu(n_gpus)
     try:
         assert select_backend("auto") == "faiss-gpu"
         for q, keys in (tied_data, random_data):

@@ -471,3 +471,56 @@ def test_unit_rows_huge_finite_values_and_bad_rows():
         y[3, 2] = bad
         with pytest.raises(DataError, match="tgt: row 3 contains NaN or infinity"):
             tatoeba_accuracy(x, y, backend="numpy")
+
+
+def _hubby_with_duplicates(seed: int = 4):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(150, 20))
+    y = x + 0.9 * rng.normal(size=x.shape)
+    y[:12] += 2.0 * rng.normal(size=20)  # a hub
+    y[40] = y[7]  # duplicate targets: ties go to the lower index
+    y[60:75] = y[3]  # more duplicates than the first candidate pool (8)
+    x[90] = x[20]
+    return x, y
+
+
+@pytest.mark.parametrize("n_gpus", [0, 1, 3])
+def test_csls_over_all_targets_identical_on_every_backend(n_gpus, fake_faiss_gpu):
+    """CSLS over all targets is an augmented inner-product search; numpy, faiss CPU and faiss
+    GPU (faked on CPU, keys sharded over 1 or 3 devices) give the float64 MUSE argmax."""
+    x, y = _hubby_with_duplicates()
+    cosm = ref_cos(x, y)
+    muse = 2 * cosm - ref_means(cosm, 10)[:, None] - ref_means(cosm.T, 10)[None, :]
+    ref = tatoeba_accuracy(x, y, scoring="csls", backend="numpy")
+    np.testing.assert_array_equal(ref["pred_src2tgt"], muse.argmax(axis=1))
+    np.testing.assert_array_equal(ref["pred_tgt2src"], muse.argmax(axis=0))
+    assert 40 not in set(ref["pred_src2tgt"].tolist())  # duplicate of 7: never chosen
+    assert not set(range(60, 75)) & set(ref["pred_src2tgt"].tolist())
+    calls = fake_faiss_gpu(n_gpus) if n_gpus else []
+    backend = "faiss-gpu" if n_gpus else "faiss"
+    got = tatoeba_accuracy(x, y, scoring="csls", backend=backend)
+    np.testing.assert_array_equal(got["pred_src2tgt"], ref["pred_src2tgt"])
+    np.testing.assert_array_equal(got["pred_tgt2src"], ref["pred_tgt2src"])
+    idx, score = retrieve(x, y, scoring="csls", backend=backend)
+    np.testing.assert_array_equal(idx, ref["pred_src2tgt"])
+    np.testing.assert_allclose(score, muse.max(axis=1), rtol=1e-6, atol=1e-7)
+    if n_gpus:  # the augmented search ran on the (fake) GPUs, over d + 1 dimensions
+        devices = {c[0] for c in calls if c[0] != "temp"}
+        assert devices == ({-1} if n_gpus == 1 else set(range(n_gpus)))
+
+
+def test_top1_shifted_searches_again_when_candidates_are_not_enough():
+    """Twenty identical best keys exceed the first pool of 8 candidates: the query is searched
+    again with more, and the lowest index of the tie wins."""
+    from xalign.metrics._knn import top1_shifted
+
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(50, 6)).astype(np.float32)
+    keys[10:30] = keys[5] * 3  # 20 copies scoring highest for a query along keys[5]
+    q = keys[5:6] / np.linalg.norm(keys[5])
+    shift = np.zeros(50)
+    shift[5] = 1.0  # key 5 itself is pushed below its copies
+    idx, s = top1_shifted(q, keys, shift, lambda r, c, dots: dots - shift[c], backend="numpy")
+    exact = q.astype(np.float64) @ keys.astype(np.float64).T - shift
+    assert idx.tolist() == [10] and exact.argmax() == 10
+    np.testing.assert_allclose(s, exact.max(), rtol=1e-12)

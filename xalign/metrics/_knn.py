@@ -18,7 +18,14 @@ from xalign.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Backend", "knn", "merge_shard_candidates", "select_backend", "top1_both"]
+__all__ = [
+    "Backend",
+    "knn",
+    "merge_shard_candidates",
+    "select_backend",
+    "top1_both",
+    "top1_shifted",
+]
 
 Backend = Literal["auto", "numpy", "faiss", "faiss-gpu"]
 _BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -413,6 +420,77 @@ def _top1_both(
     f_s = _rescore(q, k, f_i[:, None], q64=q64, keys64=k64)[:, 0]
     b_s = _rescore(k, q, b_i[:, None], q64=k64, keys64=q64)[:, 0]
     return f_i, f_s, b_i, b_s
+
+
+def top1_shifted(
+    queries: NDArray[np.float32],
+    keys: NDArray[np.float32],
+    shift: NDArray[np.float64],
+    score: Any,
+    *,
+    backend: str = "auto",
+    block_size: int | None = None,
+    gpu_memory: int | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Exact ``argmax_j score(i, j)`` where ``score ≈ q_i · y_j − shift_j``, on any backend.
+
+    CSLS and the distance margin over *all* targets have this form (MUSE; metrics.md B.3), so
+    they reduce to a maximum-inner-product search over augmented vectors ``[q, 1]`` and
+    ``[y, −shift]`` (float32), which every backend runs — faiss GPU included. The proposed
+    candidates are then scored exactly by ``score(rows, cand, dots)`` (``dots``: float64 inner
+    products from :func:`_rescore`; it must equal ``dots − shift[cand] − c_i`` up to float64
+    rounding, with ``c_i`` any per-query constant) and ranked by (score descending, index
+    ascending). A query whose worst float32 candidate could still hide a better key (within the
+    rounding bound of the augmented scores) is searched again with 4× the candidates, so the
+    result is the exact one, identical on every backend.
+
+    Returns ``(indices, scores)``, float64 scores as ``score`` gives them.
+    """
+    chosen = select_backend(backend)
+    n, d = queries.shape
+    m = keys.shape[0]
+    qa = np.empty((n, d + 1), np.float32)
+    qa[:, :d], qa[:, d] = queries, 1.0
+    ya = np.empty((m, d + 1), np.float32)
+    ya[:, :d], ya[:, d] = keys, -shift
+    bs = int(block_size) if block_size else max(1, min(n, _BLOCK_BYTES // (20 * m)))
+
+    def propose(rows: NDArray[np.intp], kp: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        sub = np.ascontiguousarray(qa[rows])
+        if chosen == "faiss":
+            return _candidates_faiss(sub, ya, kp, bs)
+        if chosen == "faiss-gpu" and kp <= _GPU_MAX_K:
+            return _candidates_faiss_gpu(sub, ya, kp, bs, gpu_memory)
+        return _candidates_numpy(sub, ya, kp, bs)
+
+    unit = 2 * (d + 1) * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
+    # |float32 augmented score − (q·y − shift)|: the dot's rounding plus shift's cast to float32
+    tol = unit * _row_norms(qa) * float(_row_norms(ya).max())
+    tol += _U32 * float(np.abs(shift).max()) + np.finfo(np.float32).tiny
+    out_i = np.empty(n, np.int64)
+    out_s = np.empty(n, np.float64)
+    pending = np.arange(n)
+    kp = min(m, 8)
+    while pending.size:
+        cand_s, cand_i = propose(pending, kp)
+        dots = _rescore(queries[pending], keys, cand_i)
+        exact = score(pending, cand_i, dots)
+        best = np.lexsort((cand_i, -exact), axis=-1)[:, 0]
+        r = np.arange(len(pending))
+        top_s, top_i = exact[r, best], cand_i[r, best]
+        if kp >= m:
+            done = np.ones(len(pending), dtype=bool)
+        else:
+            # keys outside the candidates have q·y − shift <= min(cand_s) + tol; they cannot
+            # reach the best one (eps covers the float64 rounding of ``score``)
+            v_best = dots[r, best] - shift[top_i]
+            eps = 8 * 2.0**-52 * (np.abs(v_best) + float(np.abs(shift).max()) + 1.0)
+            done = cand_s.min(axis=1).astype(np.float64) + tol[pending] + eps < v_best
+        out_i[pending[done]] = top_i[done]
+        out_s[pending[done]] = top_s[done]
+        pending = pending[~done]
+        kp = min(m, 4 * kp)
+    return out_i, out_s
 
 
 def knn(

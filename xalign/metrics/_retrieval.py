@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from xalign.errors import ConfigError, DataError
-from xalign.metrics._knn import Backend, _knn64, _top1_both_unit, select_backend, top1_both
+from xalign.metrics._knn import (
+    Backend,
+    _knn64,
+    _top1_both_unit,
+    select_backend,
+    top1_both,
+    top1_shifted,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -370,8 +377,14 @@ def _best(
     candidates: str,
     factor: float,
     block_size: int | None,
+    backend: str = "numpy",
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Best target for each source row under the margin score (``fwd`` = NN of x in Y)."""
+    """Best target for each source row under the margin score (``fwd`` = NN of x in Y).
+
+    Over all targets, the distance margin (and CSLS, twice it) is an inner-product search over
+    augmented vectors (:func:`top1_shifted`) that runs on ``backend``; the ratio margin is not
+    of that form and is scored exhaustively in float64 blocks on the CPU.
+    """
     n, m = xn.shape[0], yn.shape[0]
     if margin == "none" or candidates == "knn":
         assert fwd is not None
@@ -388,6 +401,15 @@ def _best(
         return idx[rows, col], factor * scores[rows, col]
     assert fwd is not None and bwd_mean is not None
     fwd_mean = fwd[2]
+    if margin == "distance":
+
+        def score(rows: NDArray[np.int64], cand: NDArray[np.int64], dots: NDArray) -> NDArray:
+            return dots - (fwd_mean[rows, None] + bwd_mean[cand]) / 2
+
+        idx, best = top1_shifted(
+            xn, yn, bwd_mean / 2, score, backend=backend, block_size=block_size
+        )
+        return idx, factor * best
     d = xn.shape[1]
     # Targets are visited in float64 chunks and rows in blocks, so memory stays bounded by
     # one [block, chunk] score array plus one float64 chunk of targets, whatever n and m.
@@ -450,9 +472,9 @@ def _retrieve_both(
     bwd = _neighbourhood(yn, xn, k, backend)
     out = {}
     if "src2tgt" in directions:
-        out["src2tgt"] = _best(xn, yn, fwd, bwd[2], margin, candidates, factor, block_size)
+        out["src2tgt"] = _best(xn, yn, fwd, bwd[2], margin, candidates, factor, block_size, backend)
     if "tgt2src" in directions:
-        out["tgt2src"] = _best(yn, xn, bwd, fwd[2], margin, candidates, factor, block_size)
+        out["tgt2src"] = _best(yn, xn, bwd, fwd[2], margin, candidates, factor, block_size, backend)
     return out
 
 
@@ -477,9 +499,13 @@ def retrieve(
     The candidate set changes numbers and is part of the protocol: ``candidates="knn"``
     searches only the ``k`` cosine nearest neighbours (LASER ``xsim.py`` and
     ``mine_bitexts.py``, xtreme ``utils_retrieve.py``; default for ``"margin"``);
-    ``candidates="all"`` scores every target (MUSE's CSLS retrieval; default for ``"csls"``)
-    in blocks of source rows × chunks of targets, holding at most two ``[block, chunk]``
-    float64 arrays (256 MiB by default) and one float64 chunk of targets (64 MiB).
+    ``candidates="all"`` scores every target (MUSE's CSLS retrieval; default for ``"csls"``).
+    CSLS and the distance margin over all targets are a maximum-inner-product search over
+    augmented vectors ``[x, 1]·[y, −r(y)/2]`` (:func:`xalign.metrics._knn.top1_shifted`):
+    float32 candidates from the backend (faiss GPU included), then exact float64 scoring,
+    bounded memory. The ratio margin is not of that form: it is scored in blocks of source
+    rows × chunks of targets on the CPU, holding at most two ``[block, chunk]`` float64
+    arrays (256 MiB by default) and one float64 chunk of targets (64 MiB).
 
     Parameters
     ----------
