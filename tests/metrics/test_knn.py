@@ -186,14 +186,10 @@ def test_faiss_gpu_identical_to_numpy(tied_data, random_data):
         np.testing.assert_allclose(sn, sg, atol=1e-5)
 
 
-def test_top1_both_equals_knn_both_ways_with_ties():
+def top1_both_matches_knn(x, y):
+    """Assert top1_both equals knn with k = 1 run both ways (indices and scores)."""
     from xalign.metrics._knn import top1_both
 
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((300, 16)).astype(np.float32)
-    y = rng.standard_normal((250, 16)).astype(np.float32)
-    y[10] = y[3]  # exact duplicate keys: ties must go to the lower index
-    x[7] = x[2]
     fi, fs, bi, bs = top1_both(x, y, backend="numpy")
     s1, i1 = knn(x, y, k=1, backend="numpy")
     s2, i2 = knn(y, x, k=1, backend="numpy")
@@ -201,6 +197,17 @@ def test_top1_both_equals_knn_both_ways_with_ties():
     np.testing.assert_array_equal(bi, i2[:, 0])
     np.testing.assert_allclose(fs, s1[:, 0], rtol=1e-6)
     np.testing.assert_allclose(bs, s2[:, 0], rtol=1e-6)
+    return fi, bi
+
+
+def test_top1_both_equals_knn_both_ways_with_ties():
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    y = rng.standard_normal((250, 16)).astype(np.float32)
+    y[10] = y[3]  # exact duplicate keys: ties must go to the lower index
+    x[7] = x[2]
+    fi, bi = top1_both_matches_knn(x, y)
     # float64 reference, ties to the lower index
     S = x.astype(np.float64) @ y.astype(np.float64).T
     np.testing.assert_array_equal(fi, S.argmax(1))
@@ -231,13 +238,7 @@ def test_top1_both_near_ties_equal_knn(block_bytes, monkeypatch):
     if block_bytes:
         monkeypatch.setattr(K, "_BLOCK_BYTES", block_bytes)
     x, y = _near_tied(120, 64, 24, seed=5)
-    fi, fs, bi, bs = K.top1_both(x, y, backend="numpy")
-    s1, i1 = knn(x, y, k=1, backend="numpy")
-    s2, i2 = knn(y, x, k=1, backend="numpy")
-    np.testing.assert_array_equal(fi, i1[:, 0])
-    np.testing.assert_array_equal(bi, i2[:, 0])
-    np.testing.assert_allclose(fs, s1[:, 0], rtol=1e-6)
-    np.testing.assert_allclose(bs, s2[:, 0], rtol=1e-6)
+    fi, bi = top1_both_matches_knn(x, y)
     assert 5 not in set(fi.tolist()) and 9 not in set(bi.tolist())  # duplicates: lower index
     # unit-norm fast path (what tatoeba_accuracy uses) agrees too
     ui, _, ub, _ = K._top1_both_unit(x, y, scores=False)

@@ -227,6 +227,26 @@ def _candidates_faiss_gpu(
     return out_s, out_i
 
 
+def _proposer(
+    chosen: str,
+    q: NDArray[np.float32],
+    keys: NDArray[np.float32],
+    bs: int,
+    gpu_memory: int | None,
+) -> Any:
+    """``propose(rows, kp)``: unordered top-``kp`` float32 candidates of ``q[rows]``."""
+
+    def propose(rows: NDArray[np.intp], kp: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        sub = np.ascontiguousarray(q[rows])
+        if chosen == "faiss":
+            return _candidates_faiss(sub, keys, kp, bs)
+        if chosen == "faiss-gpu" and kp <= _GPU_MAX_K:
+            return _candidates_faiss_gpu(sub, keys, kp, bs, gpu_memory)
+        return _candidates_numpy(sub, keys, kp, bs)
+
+    return propose
+
+
 def _rescore(
     q: NDArray[np.float32],
     keys: NDArray[np.float32],
@@ -455,13 +475,7 @@ def top1_shifted(
     ya[:, :d], ya[:, d] = keys, -shift
     bs = int(block_size) if block_size else max(1, min(n, _BLOCK_BYTES // (20 * m)))
 
-    def propose(rows: NDArray[np.intp], kp: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        sub = np.ascontiguousarray(qa[rows])
-        if chosen == "faiss":
-            return _candidates_faiss(sub, ya, kp, bs)
-        if chosen == "faiss-gpu" and kp <= _GPU_MAX_K:
-            return _candidates_faiss_gpu(sub, ya, kp, bs, gpu_memory)
-        return _candidates_numpy(sub, ya, kp, bs)
+    propose = _proposer(chosen, qa, ya, bs, gpu_memory)
 
     unit = 2 * (d + 1) * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
     # |float32 augmented score − (q·y − shift)|: the dot's rounding plus shift's cast to float32
@@ -594,13 +608,7 @@ def _knn64(
         return np.empty((0, k), np.float64), np.empty((0, k), np.int64)
     bs = int(block_size) if block_size else max(1, min(nq, _BLOCK_BYTES // (20 * m)))
 
-    def propose(rows: NDArray[np.intp], kp: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        sub = np.ascontiguousarray(q[rows])
-        if chosen == "faiss":
-            return _candidates_faiss(sub, y, kp, bs)
-        if chosen == "faiss-gpu" and kp <= _GPU_MAX_K:
-            return _candidates_faiss_gpu(sub, y, kp, bs, gpu_memory)
-        return _candidates_numpy(sub, y, kp, bs)
+    propose = _proposer(chosen, q, y, bs, gpu_memory)
 
     # Per-query bound on |float32 inner product - exact inner product|.
     unit = 2 * d * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
