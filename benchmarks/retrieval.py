@@ -111,7 +111,7 @@ def part2(n: int) -> None:
         )
 
 
-def bucc_child(n: int) -> None:
+def bucc_child(n: int, backend: str = "numpy") -> None:
     from xalign.metrics import bucc_f1, bucc_mine, bucc_optimize_threshold
 
     rng = np.random.default_rng(1)
@@ -126,7 +126,7 @@ def bucc_child(n: int) -> None:
     gold = np.stack([gs, gt], axis=1)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    mined = bucc_mine(src, tgt, k=4, margin="ratio", backend="numpy")
+    mined = bucc_mine(src, tgt, k=4, margin="ratio", backend=backend)
     t_mine = time.perf_counter() - t
     t = time.perf_counter()
     threshold = bucc_optimize_threshold(mined, gold)
@@ -147,10 +147,15 @@ def bucc_child(n: int) -> None:
     print(json.dumps(out))
 
 
-def part3(n: int) -> None:
-    print(f"part 3: BUCC mining, {n:,} x {n:,} x 384, 20 % gold pairs among distractors")
+def part3(n: int, backend: str) -> None:
+    from xalign.metrics import select_backend
+
+    print(
+        f"part 3: BUCC mining, {n:,} x {n:,} x 384, 20 % gold pairs among distractors; "
+        f"backend {select_backend(backend)}"
+    )
     out = subprocess.run(
-        [sys.executable, __file__, "--bucc-child", str(n)],
+        [sys.executable, __file__, "--bucc-child", str(n), "--backend", backend],
         capture_output=True,
         text=True,
         check=True,
@@ -180,14 +185,14 @@ def main() -> None:
         big_child(a.big_child[0], int(a.big_child[1]))
         return
     if a.bucc_child:
-        bucc_child(a.bucc_child)
+        bucc_child(a.bucc_child, a.backend)
         return
     if a.store:
         part1(a.store, a.backend)
     if a.big:
         part2(a.big)
     if a.bucc:
-        part3(a.bucc)
+        part3(a.bucc, a.backend)
 
 
 if __name__ == "__main__":
