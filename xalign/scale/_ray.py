@@ -280,5 +280,5 @@ def extract_ray(
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
     seconds = time.perf_counter() - t_compute
-    device = f"ray: {workers} workers" if workers else "ray: shards merged"
+    device = f"ray: {workers} worker{'s' if workers != 1 else ''}" if workers else "ray: merged"
     return _finish(plan, seconds, rows_todo + rows_done, backoffs, device)
