@@ -34,6 +34,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check xalign dashboards tests benchmarks experiments
 	$(VENV)/bin/ruff format --check xalign dashboards tests benchmarks experiments
+	$(VENV)/bin/mypy xalign
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

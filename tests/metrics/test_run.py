@@ -294,3 +294,23 @@ def test_token_groups_name_the_missing_flag(aligned_store, store, capsys):
                  "--out", str(st.path.parent / "r.parquet"), "--no-progress"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "note: word_align skipped" in out and "note: attention skipped" in out
+
+
+def test_parallel_only_groups_on_a_corpus_without_groups(tiny_bert, tmp_path):
+    """Retrieval, BUCC and CKA need translation groups: asked for explicitly on a corpus with
+    none they are refused with the reason; under "all" they become a note and the other
+    groups are still computed."""
+    recs = [{"id": f"r{i}", "lang": ("eng", "deu")[i % 2], "text": f"sentence {i} here"}
+            for i in range(24)]  # fmt: skip
+    st, _ = extract(
+        ExtractConfig(out=str(tmp_path / "s"), progress=False),
+        corpus=Corpus.from_records(recs),
+        encoder=tiny_bert,
+    )
+    for metric in ("retrieval", "cka", "bucc"):
+        with pytest.raises(ConfigError, match=f"--metrics {metric} on store .*parallel corpus"):
+            compute_metrics(MetricsConfig(stores=[str(st.path)], metrics=[metric], progress=False))
+    res = compute_metrics(MetricsConfig(stores=[str(st.path)], bootstrap=0, progress=False))
+    assert "retrieval, bucc, cka on store" in " ".join(res.attrs["notes"])
+    assert not res["metric"].str.startswith(("retrieval", "bucc", "cka")).any()
+    assert res["metric"].str.startswith("lid_").any() and len(res) > 0

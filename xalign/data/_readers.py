@@ -724,15 +724,15 @@ def _infer_format(path: Path, fmt: str | None) -> str:
 def _mapping(columns: Mapping[str, str] | None, lang: str | None) -> dict[str, str | None]:
     """Field -> source column. Fields the caller does not name map to a same-named column
     when there is one (``text`` -> ``text``), else to nothing."""
-    columns = dict(columns or {})
-    unknown = [k for k in columns if k not in TABLE_FIELDS]
+    out: dict[str, str | None] = dict(columns or {})
+    unknown = [k for k in out if k not in TABLE_FIELDS]
     if unknown:
         raise ConfigError(f"columns keys {unknown} unknown; allowed: {', '.join(TABLE_FIELDS)}")
-    if lang is not None and "lang" in columns:
+    if lang is not None and "lang" in out:
         raise ConfigError(
             "give either lang= (one language for every row) or a 'lang' column, not both"
         )
-    return columns
+    return out
 
 
 def _records_corpus(

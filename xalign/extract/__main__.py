@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.pairs:
             from xalign.extract._pairs import extract_pair_attention
 
+            assert encoder is not None
+
             pa = extract_pair_attention(
                 store.path,
                 encoder,

@@ -255,9 +255,9 @@ def _load_encoder(cfg: ExtractConfig, *, device: str | None = None) -> Encoder:
     return load_encoder(
         cfg.model,
         device=device or cfg.device,
-        dtype=cfg.dtype,
+        dtype=cfg.dtype,  # type: ignore[arg-type]  # validated in ExtractConfig
         revision=cfg.revision,
-        attn_implementation=attn_impl,
+        attn_implementation=attn_impl,  # type: ignore[arg-type]
         trust_remote_code=cfg.trust_remote_code,
     )
 

@@ -137,7 +137,7 @@ def tokenize_corpus(
         transformers.logging.set_verbosity_error()  # lengths over the model maximum are the point
         try:
             full = tokenizer(
-                [prefix + texts[i] for i in at_limit],
+                [prefix + texts[int(i)] for i in at_limit],
                 truncation=False,
                 padding=False,
                 return_attention_mask=False,

@@ -406,10 +406,8 @@ def _best(
         def score(rows: NDArray[np.int64], cand: NDArray[np.int64], dots: NDArray) -> NDArray:
             return dots - (fwd_mean[rows, None] + bwd_mean[cand]) / 2
 
-        idx, best = top1_shifted(
-            xn, yn, bwd_mean / 2, score, backend=backend, block_size=block_size
-        )
-        return idx, factor * best
+        idx, top = top1_shifted(xn, yn, bwd_mean / 2, score, backend=backend, block_size=block_size)
+        return idx, factor * top
     d = xn.shape[1]
     # Targets are visited in float64 chunks and rows in blocks, so memory stays bounded by
     # one [block, chunk] score array plus one float64 chunk of targets, whatever n and m.

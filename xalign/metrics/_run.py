@@ -306,6 +306,17 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
         _check_same_corpus(stores)
     groups = config.groups
     frames: list[pd.DataFrame] = []
+    notes: list[str] = []
+    parallel_only = [g for g in ("retrieval", "bucc", "cka") if g in groups]
+    for label, store in stores:
+        if parallel_only and not store.rows["group"].notna().any():
+            why = (
+                f"{', '.join(parallel_only)} on store {store.path}: needs a parallel corpus "
+                "(rows that translate each other share a 'group'); this corpus has no groups"
+            )
+            if "all" not in config.metrics:
+                raise ConfigError(f"--metrics {why}")
+            notes.append(f"skipped for {label}: {why}")
     total = sum(len(_layers(s, config.layers)) for _, s in stores)
     bar = tqdm(total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False)
     for label, store in stores:
@@ -362,7 +373,7 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
                 if "cka" in groups:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", UserWarning)
-                        parts.append(cka_between_languages(X, langs, grp))
+                        parts.append(cka_between_languages(X, langs, rows["group"].to_numpy()))
             for part in parts:
                 if len(part):
                     part = part.copy()
@@ -372,7 +383,6 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
     bar.close()
     if "stores" in groups and len(stores) > 1 and not config.independent:
         frames.append(_store_similarity(stores, config, cka_matrix))
-    notes: list[str] = []
     frames += _alignment_frames(stores, config, groups, notes)
     if not frames:
         raise DataError("no metric could be computed for these stores and options")
@@ -430,6 +440,7 @@ def _alignment_frames(
             if missing:
                 notes.append(f"word_align skipped for {label}: needs {missing}")
             else:
+                assert gold is not None
                 add(word_alignment_metrics(store, gold, langs=pair_langs, layers=layers))
                 a, b = resolve_pair_langs(store.rows, pair_langs, store.path)
                 if pair_attention_exists(store.path, a, b):
