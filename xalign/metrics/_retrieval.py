@@ -201,11 +201,19 @@ def neighbourhood_means(
     ([1.0, 1.0], [1.0, 1.0])
     """
     k = _positive_int(k, "k")
+    xn, yn = _unit_pair(src, tgt, center=center)
+    chosen = select_backend(backend)
+    return _neighbourhood(xn, yn, k, chosen)[2], _neighbourhood(yn, xn, k, chosen)[2]
+
+
+def _unit_pair(
+    src: ArrayLike, tgt: ArrayLike, *, center: bool
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Both sides through :func:`_unit_rows`, checked to have the same vector size."""
     xn = _unit_rows(src, "src", center=center)
     yn = _unit_rows(tgt, "tgt", center=center)
     _check_dims(xn, yn)
-    chosen = select_backend(backend)
-    return _neighbourhood(xn, yn, k, chosen)[2], _neighbourhood(yn, xn, k, chosen)[2]
+    return xn, yn
 
 
 def _check_dims(xn: NDArray, yn: NDArray) -> None:
@@ -276,9 +284,7 @@ def margin_scores(
     """
     margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
     k = _positive_int(k, "k")
-    xn = _unit_rows(src, "src", center=center)
-    yn = _unit_rows(tgt, "tgt", center=center)
-    _check_dims(xn, yn)
+    xn, yn = _unit_pair(src, tgt, center=center)
     chosen = select_backend(backend)
     if margin == "none":
         fwd = np.zeros(xn.shape[0])
@@ -539,9 +545,7 @@ def retrieve(
     _, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
     if block_size is not None:
         block_size = _positive_int(block_size, "block_size")
-    xn = _unit_rows(src, "src", center=center)
-    yn = _unit_rows(tgt, "tgt", center=center)
-    _check_dims(xn, yn)
+    xn, yn = _unit_pair(src, tgt, center=center)
     out = _retrieve_both(
         xn,
         yn,
@@ -635,9 +639,7 @@ def tatoeba_accuracy(
     """
     direction = _choice(direction, "direction", get_args(Direction))  # type: ignore[assignment]
     scoring_, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
-    xn = _unit_rows(src, "src", center=center)
-    yn = _unit_rows(tgt, "tgt", center=center)
-    _check_dims(xn, yn)
+    xn, yn = _unit_pair(src, tgt, center=center)
     n = xn.shape[0]
     if yn.shape[0] != n:
         raise DataError(
@@ -861,9 +863,7 @@ def bucc_mine(
 
     margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
     k = _positive_int(k, "k")
-    xn = _unit_rows(src, "src", center=center)
-    yn = _unit_rows(tgt, "tgt", center=center)
-    _check_dims(xn, yn)
+    xn, yn = _unit_pair(src, tgt, center=center)
     chosen = select_backend(backend)
     n, m = xn.shape[0], yn.shape[0]
     fwd = _neighbourhood(xn, yn, k, chosen)
