@@ -85,6 +85,15 @@ def _with_xy(points: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
     return p
 
 
+def _layer_points(
+    catalog: Catalog, rel: str, entry: Any, selection: dict[str, Any] | None
+) -> tuple[pd.DataFrame, Any, Any]:
+    """Projected points of one cached layer, with the selected sentence's rows."""
+    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
+    anchor, highlight = _selection_rows(points, selection)
+    return points, anchor, highlight
+
+
 def cluster_panel(
     catalog: Catalog,
     rel: str | None,
@@ -116,8 +125,7 @@ def cluster_panel(
             f"{rel}: layer {layer} is not in the cached {method} fit (layers {sorted(fit.layers)})"
         )
         return ClusterPanel(F.fig_empty(f"layer {layer} not projected"), msg, fit, langs, 0)
-    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
-    anchor, highlight = _selection_rows(points, selection)
+    points, anchor, highlight = _layer_points(catalog, rel, entry, selection)
     fig = F.fig_clusters(
         points,
         langs=langs,
@@ -144,8 +152,7 @@ def cluster_xy_patch(
     entry = fit.layers.get(int(layer))
     if entry is None:
         return None
-    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
-    anchor, highlight = _selection_rows(points, selection)
+    points, anchor, highlight = _layer_points(catalog, rel, entry, selection)
     return F.cluster_traces_xy(points, langs=langs, highlight=highlight, anchor=anchor)
 
 
@@ -162,8 +169,7 @@ def cluster_overlay_patch(
     entry = fit.layers.get(int(layer))
     if entry is None:
         return None
-    points = _with_xy(catalog.points(rel, entry), catalog.coords(rel, entry))
-    anchor, highlight = _selection_rows(points, selection)
+    points, anchor, highlight = _layer_points(catalog, rel, entry, selection)
     # The overlays are the last three traces of fig_clusters; building them on a one-row
     # frame of each language would be cheaper but would duplicate fig_clusters' logic.
     sub = points[

@@ -79,24 +79,17 @@ def paper_style(
         plot_bgcolor="#FFFFFF",
         hoverlabel={"font": {"size": 11}},
     )
-    fig.update_xaxes(
-        title_font={"size": 11},
-        tickfont={"size": 10},
-        showline=True,
-        linecolor="#444444",
-        gridcolor="#E5E5E5",
-        zeroline=False,
-        title_standoff=4,
-    )
-    fig.update_yaxes(
-        title_font={"size": 11},
-        tickfont={"size": 10},
-        showline=True,
-        linecolor="#444444",
-        gridcolor="#E5E5E5",
-        zeroline=False,
-        title_standoff=4,
-    )
+    axes = {
+        "title_font": {"size": 11},
+        "tickfont": {"size": 10},
+        "showline": True,
+        "linecolor": "#444444",
+        "gridcolor": "#E5E5E5",
+        "zeroline": False,
+        "title_standoff": 4,
+    }
+    fig.update_xaxes(**axes)
+    fig.update_yaxes(**axes)
     if legend == "none":
         fig.update_layout(showlegend=False)
     elif legend == "top":
