@@ -196,14 +196,9 @@ class _Runner:
         ids, mask, special = self._inputs(rows)
         model = self.encoder.model
         want_attn = self.attentions != "none"
-        ctx = (
-            torch.autocast(
-                "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            )
-            if self.autocast
-            else torch.autocast("cpu", enabled=False)
-        )
-        with torch.inference_mode(), ctx:
+        from xalign.models._load import autocast_context
+
+        with torch.inference_mode(), autocast_context(self.autocast):
             out = model(
                 input_ids=ids,
                 attention_mask=mask,

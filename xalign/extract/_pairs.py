@@ -241,6 +241,7 @@ def extract_pair_attention(
     import torch
 
     from xalign.extract._extract import _is_oom, length_sorted_batches
+    from xalign.models._load import autocast_context
     from xalign.store import Store
 
     store = Store.open(store_path)
@@ -323,14 +324,7 @@ def extract_pair_attention(
         }
         if tok["types"] is not None:
             inputs["token_type_ids"] = torch.from_numpy(types).to(device)
-        ctx = (
-            torch.autocast(
-                "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            )
-            if use_autocast
-            else torch.autocast("cpu", enabled=False)
-        )
-        with torch.inference_mode(), ctx:
+        with torch.inference_mode(), autocast_context(use_autocast):
             out = model(**inputs, output_attentions=True, return_dict=True)
             if out.attentions is None or any(x is None for x in out.attentions):
                 raise ConfigError(

@@ -88,6 +88,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def cuda_amp_dtype() -> Any:
+    """The autocast dtype on CUDA: bfloat16 where the GPU supports it, else float16."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast_context(enabled: bool) -> Any:
+    """CUDA autocast in :func:`cuda_amp_dtype` when ``enabled``; else a context doing nothing."""
+    import torch
+
+    if enabled:
+        return torch.autocast("cuda", dtype=cuda_amp_dtype())
+    return torch.autocast("cpu", enabled=False)
+
+
 def _torch_dtype(dtype: str) -> Any:
     import torch
 

@@ -92,18 +92,12 @@ def predict(
     import torch
 
     from xalign.extract import length_sorted_batches
+    from xalign.models._load import autocast_context
 
     was_training = clf.training
     clf.eval()
     out = np.empty(len(enc), dtype=np.int64)
-    ctx = (
-        torch.autocast(
-            "cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        )
-        if autocast
-        else torch.autocast("cpu", enabled=False)
-    )
-    with torch.inference_mode(), ctx:
+    with torch.inference_mode(), autocast_context(autocast):
         for batch in length_sorted_batches(enc.lengths, token_budget=token_budget):
             length = int(enc.lengths[batch].max())
             ids, mask, types = pad_batch(enc, batch, pad_id=pad_id, length=length, device=device)

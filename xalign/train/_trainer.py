@@ -164,6 +164,7 @@ class _Trainer:
         import torch
 
         from xalign.extract import resolve_prefix
+        from xalign.models._load import cuda_amp_dtype
 
         self.torch = torch
         self.cfg = cfg
@@ -194,7 +195,7 @@ class _Trainer:
         self.autocast = bool(cfg.amp and self.device.type == "cuda")
         self.amp_dtype = None
         if self.autocast:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.amp_dtype = cuda_amp_dtype()
         self.prefix = resolve_prefix(cfg.prefix, encoder.facts.default_prefix)
         pad = encoder.tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else 0
