@@ -179,3 +179,15 @@ def test_attention_pull_mse_is_the_mean_over_every_entry_including_pads(batch):
     assert attention_pull_mse(attn, attn) == 0.0
     with pytest.raises(DataError, match="equal"):
         attention_pull_mse(attn, attn[:, :2])
+
+
+def test_merge_attention_bad_word_ids_name_the_problem():
+    """Same checks as merge_subwords: a negative index or a gap is a DataError naming it
+    (a negative index used to reach np.bincount and fail with its ValueError)."""
+    a = np.full((3, 3), 1 / 3)
+    with pytest.raises(DataError, match="negative word index -1"):
+        merge_attention_to_words(a, [0, -1, 1])
+    with pytest.raises(DataError, match="word 1 has no token"):
+        merge_attention_to_words(a, [0, 2, 2])
+    with pytest.raises(DataError, match="all None"):
+        merge_attention_to_words(a, [None, None, None])

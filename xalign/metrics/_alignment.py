@@ -52,6 +52,29 @@ def _links(matrix: NDArray) -> Links:
 # ---------------------------------------------------------------- similarity
 
 
+def word_tokens(
+    ids: Sequence[int | None],
+) -> tuple[list[int], NDArray[np.int64], NDArray[np.int64]]:
+    """Positions of the word tokens, their word indices, and the token count of each word.
+
+    Tokens with word id ``None`` (specials) are left out; the word indices must be 0..W-1
+    without gaps, each word owning at least one token.
+    """
+    keep = [t for t, w in enumerate(ids) if w is not None]
+    if not keep:
+        raise DataError("word_ids: no token belongs to a word (all None)")
+    words = np.asarray([ids[t] for t in keep], dtype=np.int64)
+    if words.min() < 0:
+        raise DataError(f"word_ids: negative word index {int(words.min())}")
+    counts = np.bincount(words, minlength=int(words.max()) + 1)
+    if (counts == 0).any():
+        raise DataError(
+            f"word_ids: word {int(np.flatnonzero(counts == 0)[0])} has no token; "
+            "expected word indices 0..W-1 without gaps"
+        )
+    return keep, words, counts
+
+
 def merge_subwords(token_vectors: ArrayLike, word_ids: Sequence[int | None]) -> NDArray[np.float64]:
     """Word vectors as the mean of each word's subword-token vectors (SimAlign style).
 
@@ -90,20 +113,8 @@ def merge_subwords(token_vectors: ArrayLike, word_ids: Sequence[int | None]) -> 
             f"word_ids: {len(ids)} entries for {vecs.shape[0]} token vectors; "
             "expected one per token"
         )
-    keep = [t for t, w in enumerate(ids) if w is not None]
-    if not keep:
-        raise DataError("word_ids: no token belongs to a word (all None)")
-    words = np.asarray([ids[t] for t in keep], dtype=np.int64)
-    if words.min() < 0:
-        raise DataError(f"word_ids: negative word index {int(words.min())}")
-    n_words = int(words.max()) + 1
-    counts = np.bincount(words, minlength=n_words)
-    if (counts == 0).any():
-        raise DataError(
-            f"word_ids: word {int(np.flatnonzero(counts == 0)[0])} has no token; "
-            "expected word indices 0..W-1 without gaps"
-        )
-    out = np.zeros((n_words, vecs.shape[1]))
+    keep, words, counts = word_tokens(ids)
+    out = np.zeros((len(counts), vecs.shape[1]))
     np.add.at(out, words, vecs[keep])
     return out / counts[:, None]
 

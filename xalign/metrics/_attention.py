@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xalign.errors import DataError
+from xalign.metrics._alignment import word_tokens
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -141,15 +142,8 @@ def merge_attention_to_words(
             f"attn {arr.shape} and word_ids ({len(ids)}): "
             "expected [..., T, T] with T = len(word_ids)"
         )
-    keep = [t for t, w in enumerate(ids) if w is not None]
-    if not keep:
-        raise DataError("word_ids: no token belongs to a word (all None)")
-    words = np.asarray([ids[t] for t in keep], dtype=np.int64)
-    n_words = int(words.max()) + 1
-    counts = np.bincount(words, minlength=n_words)
-    if words.min() < 0 or (counts == 0).any():
-        raise DataError("word_ids: expected word indices 0..W-1, each with at least one token")
-    onehot = np.zeros((len(ids), n_words))
+    keep, words, counts = word_tokens(ids)
+    onehot = np.zeros((len(ids), len(counts)))
     onehot[keep, words] = 1.0
     to_words = arr @ onehot  # [..., T, W]: sum over key tokens of each word
     return np.swapaxes(np.swapaxes(to_words, -1, -2) @ (onehot / counts), -1, -2)
