@@ -127,21 +127,14 @@ def _tokenize_pairs(
     truncated = np.zeros(n, dtype=bool)
     at_limit = np.flatnonzero(n_joint >= max_length)
     if len(at_limit):
-        import transformers
+        from xalign.extract._tokenize import full_lengths
 
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
-            full = tokenizer(
-                [prefix + texts_a[i] for i in at_limit],
-                [prefix + texts_b[i] for i in at_limit],
-                truncation=False,
-                padding=False,
-                return_attention_mask=False,
-            )["input_ids"]
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-        truncated[at_limit] = [len(x) > max_length for x in full]
+        full = full_lengths(
+            tokenizer,
+            [prefix + texts_a[i] for i in at_limit],
+            [prefix + texts_b[i] for i in at_limit],
+        )
+        truncated[at_limit] = [x > max_length for x in full]
     return {
         "ids": ids,
         "types": None if types is None else [list(x) for x in types],

@@ -85,6 +85,29 @@ def _word_index(text: str, off: NDArray[np.int64], special: NDArray[np.bool_]) -
     return out
 
 
+def full_lengths(tokenizer: Any, first: list[str], second: list[str] | None = None) -> list[int]:
+    """Token counts of texts (or text pairs) without truncation, specials included.
+
+    Transformers' warning about inputs longer than the model maximum is silenced: measuring
+    those lengths is the point.
+    """
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        full = tokenizer(
+            *([first] if second is None else [first, second]),
+            truncation=False,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    return [len(x) for x in full]
+
+
 def tokenize_corpus(
     texts: Sequence[str],
     tokenizer: Any,
@@ -131,19 +154,5 @@ def tokenize_corpus(
     n_full = n_tokens.copy()
     at_limit = np.flatnonzero(n_tokens >= max_length)
     if len(at_limit):
-        import transformers
-
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # lengths over the model maximum are the point
-        try:
-            full = tokenizer(
-                [prefix + texts[int(i)] for i in at_limit],
-                truncation=False,
-                padding=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-        n_full[at_limit] = [len(x) for x in full]
+        n_full[at_limit] = full_lengths(tokenizer, [prefix + texts[int(i)] for i in at_limit])
     return TokenizedCorpus(ids, special, offsets, n_tokens, n_full, max_length, prefix)
