@@ -149,21 +149,6 @@ def _check_same_corpus(stores: list[tuple[str, Any]]) -> None:
             )
 
 
-def _layers(store: Any, spec: str) -> list[int]:
-    if spec == "all":
-        return store.layers
-    from xalign.extract._config import parse_layers
-
-    wanted = parse_layers(spec, int(store.encoder["num_layers"]))
-    missing = [x for x in wanted if x not in store.layers]
-    if missing:
-        raise ConfigError(
-            f"layer(s) {missing} not in store {store.path} (stored: {store.layers}); "
-            "re-extract with --layers including them"
-        )
-    return wanted
-
-
 def _language_pairs(langs: Sequence[str], pivot: str | None) -> list[tuple[str, str]]:
     if pivot and pivot in langs:
         return [(x, pivot) for x in langs if x != pivot]
@@ -317,14 +302,14 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
             if "all" not in config.metrics:
                 raise ConfigError(f"--metrics {why}")
             notes.append(f"skipped for {label}: {why}")
-    total = sum(len(_layers(s, config.layers)) for _, s in stores)
+    total = sum(len(s.resolve_layers(config.layers)) for _, s in stores)
     bar = tqdm(total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False)
     for label, store in stores:
         if config.pooling not in store.poolings:
             raise ConfigError(
                 f"pooling {config.pooling!r} not in store {store.path} (stored: {store.poolings})"
             )
-        for layer in _layers(store, config.layers):
+        for layer in store.resolve_layers(config.layers):
             X, rows = store.sentences(
                 pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
             )
@@ -421,7 +406,7 @@ def _alignment_frames(
     gold = _load_gold(cfg) if "word_align" in groups else None
     pair_langs = cfg.langs[:2] if cfg.langs and len(cfg.langs) >= 2 else None
     for label, store in stores:
-        layers = _layers(store, cfg.layers)
+        layers = store.resolve_layers(cfg.layers)
 
         def add(df: pd.DataFrame, store: Any = store, label: str = label) -> None:
             if len(df):
@@ -500,7 +485,7 @@ def _store_similarity(
     """Layer × layer linear CKA between every pair of stores (same rows), in tidy form."""
     recs = []
     for (la, a), (lb, b) in itertools.combinations(stores, 2):
-        layers_a, layers_b = _layers(a, cfg.layers), _layers(b, cfg.layers)
+        layers_a, layers_b = a.resolve_layers(cfg.layers), b.resolve_layers(cfg.layers)
         A = [a.sentences(pooling=cfg.pooling, layer=x, lang=cfg.langs) for x in layers_a]
         B = [b.sentences(pooling=cfg.pooling, layer=x, lang=cfg.langs) for x in layers_b]
         M = cka_matrix(A, B)

@@ -125,17 +125,9 @@ def _layers(stores: list[Store], spec: str) -> list[int]:
     common = [x for x in stores[0].layers if all(x in s.layers for s in stores[1:])]
     if spec == "all":
         return common
-    from xalign.extract._config import parse_layers
-
-    wanted = parse_layers(spec, int(stores[0].encoder["num_layers"]))
-    for s in stores:
-        missing = [x for x in wanted if x not in s.layers]
-        if missing:
-            raise ConfigError(
-                f"layer(s) {missing} not in store {s.path} (stored: {s.layers}); "
-                "re-extract with --layers including them"
-            )
-    return wanted
+    for s in stores[1:]:
+        s.resolve_layers(spec)  # every store must hold the requested layers
+    return stores[0].resolve_layers(spec)
 
 
 def _groups(stores: list[Store], independent: bool) -> list[list[Store]]:

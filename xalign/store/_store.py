@@ -137,6 +137,24 @@ class Store:
         """Stored layers, in our numbering (0 = embedding output, L = last block)."""
         return list(self.manifest["extraction"]["layers"])
 
+    def resolve_layers(self, spec: str) -> list[int]:
+        """Layers of a spec (``"all"`` = every stored layer, or e.g. ``"0,6-12"``, ``"-1"``).
+
+        Raises :class:`ConfigError` naming any requested layer the store does not hold.
+        """
+        if spec == "all":
+            return self.layers
+        from xalign.extract._config import parse_layers
+
+        wanted = parse_layers(spec, int(self.encoder["num_layers"]))
+        missing = [x for x in wanted if x not in self.layers]
+        if missing:
+            raise ConfigError(
+                f"layer(s) {missing} not in store {self.path} (stored: {self.layers}); "
+                "re-extract with --layers including them"
+            )
+        return wanted
+
     @property
     def attention_layers(self) -> list[int]:
         return list(self.manifest["extraction"].get("attention_layers", []))
