@@ -68,3 +68,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data absent: {SHARED_DATA.resolve()} is not a folder")
     return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def shared():
+    """``shared("tatoeba/v1")``: that folder of ``../shared/data``, or skip (naming it) when
+    it is absent."""
+
+    def folder(sub: str) -> Path:
+        p = SHARED_DATA / sub
+        if not p.is_dir():
+            pytest.skip(f"../shared/data absent: {p.resolve()} is not a folder")
+        return p
+
+    return folder

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -16,24 +15,15 @@ from xalign.data import (
 )
 from xalign.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
-
-def _shared(sub: str) -> Path:
-    p = SHARED / sub
-    if not p.is_dir():
-        pytest.skip(f"../shared/data absent: {p.resolve()} is not a folder")
-    return p
-
-
-def _tatoeba_codes() -> list[str]:
-    folder = _shared("tatoeba/v1")
+def _tatoeba_codes(shared) -> list[str]:
+    folder = shared("tatoeba/v1")
     pat = re.compile(r"^tatoeba\.([a-z]{3})-eng\.\1$")
     return sorted(m.group(1) for f in folder.iterdir() if (m := pat.match(f.name)))
 
 
-def _sib_codes() -> list[str]:
-    folder = _shared("sib-200/annotated")
+def _sib_codes(shared) -> list[str]:
+    folder = shared("sib-200/annotated")
     return sorted(d.name for d in folder.iterdir() if (d / "test.tsv").is_file())
 
 
@@ -187,8 +177,8 @@ def test_script_of(code: str, script: str | None) -> None:
 # ----------------------------------------------------------------------------- real codes
 
 
-def test_all_tatoeba_codes_normalise() -> None:
-    codes = _tatoeba_codes()
+def test_all_tatoeba_codes_normalise(shared) -> None:
+    codes = _tatoeba_codes(shared)
     assert len(codes) == 112
     plain = {c: normalize_lang(c) for c in codes}
     # Only the Chinese varieties gain a script; every other ISO 639-3 code is kept as given.
@@ -202,8 +192,8 @@ def test_all_tatoeba_codes_normalise() -> None:
         assert normalize_lang(n) == n
 
 
-def test_all_sib200_codes_normalise() -> None:
-    codes = _sib_codes()
+def test_all_sib200_codes_normalise(shared) -> None:
+    codes = _sib_codes(shared)
     assert len(codes) == 205
     norm = {c: normalize_lang(c) for c in codes}
     assert len(set(norm.values())) == 205, "two SIB-200 folders merged"

@@ -21,15 +21,6 @@ from xalign.data import (
 )
 from xalign.errors import ConfigError
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _shared(sub: str) -> Path:
-    p = SHARED / sub
-    if not p.is_dir():
-        pytest.skip(f"../shared/data absent: {p.resolve()} is not a folder")
-    return p
-
 
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +85,8 @@ def test_tatoeba_synthetic_options(tatoeba_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tatoeba_real() -> tuple[Path, Corpus]:
-    folder = _shared("tatoeba/v1")
+def tatoeba_real(shared) -> tuple[Path, Corpus]:
+    folder = shared("tatoeba/v1")
     return folder, read_tatoeba(folder)
 
 
@@ -201,8 +192,8 @@ SIB_TEST_LABELS = {
 
 
 @pytest.fixture(scope="module")
-def sib_real() -> tuple[Path, Corpus]:
-    folder = _shared("sib-200")
+def sib_real(shared) -> tuple[Path, Corpus]:
+    folder = shared("sib-200")
     return folder, read_sib200(folder, split="test")
 
 
@@ -239,8 +230,8 @@ def test_sib200_real_labels_equal_category(sib_real: tuple[Path, Corpus]) -> Non
         assert r.loc[f"{raw}:test:{recs[1][0]}", "lang"] == normalize_lang(raw)
 
 
-def test_sib200_real_all_splits_one_language() -> None:
-    c = read_sib200(_shared("sib-200"), langs=["deu"], split=None)
+def test_sib200_real_all_splits_one_language(shared) -> None:
+    c = read_sib200(shared("sib-200"), langs=["deu"], split=None)
     assert c.rows.groupby("split").size().to_dict() == {"dev": 99, "test": 204, "train": 701}
     assert c.languages == ["deu"]
 
@@ -318,8 +309,8 @@ PAWS_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
 
 
 @pytest.mark.parametrize("split", ["dev", "test"])
-def test_pawsx_real_ns_dropped(split: str) -> None:
-    folder = _shared("paws-x")
+def test_pawsx_real_ns_dropped(split: str, shared) -> None:
+    folder = shared("paws-x")
     c = read_pawsx(folder, split=split)  # type: ignore[arg-type]
     sizes = c.rows.groupby("lang_raw").size()
     expected_dropped = {}
@@ -337,8 +328,8 @@ def test_pawsx_real_ns_dropped(split: str) -> None:
     assert c.rows.groupby("group")["label"].nunique().max() <= 1
 
 
-def test_pawsx_real_pairs() -> None:
-    folder = _shared("paws-x")
+def test_pawsx_real_pairs(shared) -> None:
+    folder = shared("paws-x")
     df = read_pawsx_pairs(folder, split=None)
     assert list(df.columns) == [
         "lang",

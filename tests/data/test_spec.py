@@ -10,15 +10,6 @@ import pytest
 from xalign.data import DATA_KINDS, load_corpus, parse_data_spec
 from xalign.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def _shared(sub: str) -> Path:
-    p = SHARED / sub
-    if not p.is_dir():
-        pytest.skip(f"../shared/data absent: {p.resolve()} is not a folder")
-    return p
-
 
 def test_data_kinds() -> None:
     assert list(DATA_KINDS) == [
@@ -174,8 +165,8 @@ def test_load_corpus_hf_without_hub() -> None:
 # ----------------------------------------------------------------------------- real data
 
 
-def test_load_corpus_tatoeba_limit_keeps_pairs() -> None:
-    folder = _shared("tatoeba/v1")
+def test_load_corpus_tatoeba_limit_keeps_pairs(shared) -> None:
+    folder = shared("tatoeba/v1")
     c = load_corpus(f"tatoeba:{folder}", langs=["de", "zh"], limit_per_lang=5)
     assert c.meta["pairs"] == {"cmn": 5, "deu": 5}
     assert len(c) == 20
@@ -185,8 +176,8 @@ def test_load_corpus_tatoeba_limit_keeps_pairs() -> None:
     assert c.rows.loc[c.rows["lang"] == "deu", "text"].tolist() == first
 
 
-def test_load_corpus_sib200_default_split_is_test() -> None:
-    folder = _shared("sib-200")
+def test_load_corpus_sib200_default_split_is_test(shared) -> None:
+    folder = shared("sib-200")
     c = load_corpus(f"sib200:{folder}", langs=["zho_Hans", "deu", "zh-TW"])
     assert c.languages == ["deu", "cmn_Hans", "cmn_Hant"]
     assert set(c.rows["split"]) == {"test"}
@@ -197,8 +188,8 @@ def test_load_corpus_sib200_default_split_is_test() -> None:
     assert len(c) == 800
 
 
-def test_load_corpus_pawsx_default_split_is_dev() -> None:
-    folder = _shared("paws-x")
+def test_load_corpus_pawsx_default_split_is_dev(shared) -> None:
+    folder = shared("paws-x")
     c = load_corpus(f"pawsx:{folder}", langs=["de"])
     assert set(c.rows["split"]) == {"dev"}
     assert len(c) == 2 * (2000 - 68)
