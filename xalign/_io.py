@@ -15,12 +15,119 @@ if TYPE_CHECKING:
 
 __all__ = [
     "atomic_path",
+    "check_output",
+    "ensure_writable_dir",
+    "inside_store",
     "read_json",
     "write_json",
     "write_parquet",
     "write_parquet_stream",
     "write_text",
 ]
+
+
+_STORE_MARK = "manifest.json"
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.path.realpath(os.fspath(path))))
+
+
+def inside_store(path: str | os.PathLike[str]) -> Path | None:
+    """The store folder that holds ``path`` (the path itself or an ancestor), or None."""
+    p = _resolved(path)
+    for folder in (p, *p.parents):
+        m = folder / _STORE_MARK
+        try:
+            if m.is_file() and '"xalign-store"' in m.read_text(encoding="utf-8", errors="replace"):
+                return folder
+        except OSError:
+            continue
+    return None
+
+
+def ensure_writable_dir(folder: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """Create ``folder`` (and parents) and prove it takes a file, before any expensive work.
+
+    Raises :class:`~xalign.errors.ConfigError` with the path and the reason (a file where a
+    folder is expected, no permission, a read-only or pseudo file system, a full disk).
+    """
+    from xalign.errors import ConfigError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".xalign-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise ConfigError(f"{what} {folder}: a file stands where a folder is expected") from None
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(f"{what} {folder}: cannot write there ({reason})") from None
+    return folder
+
+
+def check_output(
+    out: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    suffixes: Iterable[str] | None = None,
+    what: str = "--out",
+    folder: bool = False,
+    into_store: bool = False,
+) -> Path:
+    """Refuse an output path that would destroy an input or be written as something else.
+
+    - ``out`` may not be one of ``inputs``, lie inside an input folder, or contain one;
+    - ``out`` may not lie inside a store folder (only extraction and projection write there,
+      through the store API), unless ``into_store``;
+    - its suffix must be one of ``suffixes`` (when given; case-insensitive);
+    - its folder is created and must take a file (checked now, before any expensive work).
+
+    Returns ``out`` as a Path; raises :class:`~xalign.errors.ConfigError` with one line.
+    """
+    from xalign.errors import ConfigError
+
+    out_p = Path(out)
+    if suffixes is not None:
+        allowed = [x.lower() for x in suffixes]
+        if out_p.suffix.lower() not in allowed:
+            raise ConfigError(
+                f"{what} {out_p}: unknown output type {out_p.suffix or '(no suffix)'!r}; "
+                f"use one of {', '.join(allowed)}"
+            )
+    target = _resolved(out_p)
+    for inp in inputs:
+        src = _resolved(inp)
+        if target == src:
+            raise ConfigError(f"{what} {out_p} is also an input of this command; choose another")
+        if src in target.parents:
+            raise ConfigError(
+                f"{what} {out_p} lies inside the input {inp}; write it somewhere else"
+            )
+        if target in src.parents:
+            raise ConfigError(
+                f"{what} {out_p} would contain the input {inp}; write it somewhere else"
+            )
+    if not into_store:
+        store = inside_store(target if folder else target.parent)
+        if store is None and target.is_dir():
+            store = inside_store(target)
+        if store is not None:
+            raise ConfigError(
+                f"{what} {out_p} lies inside the store {store}; only extraction and projection "
+                "write into a store: write it beside the store instead"
+            )
+    if out_p.exists() and not folder and out_p.is_dir():
+        raise ConfigError(f"{what} {out_p}: a folder stands where a file is expected")
+    if out_p.exists() and folder and not out_p.is_dir():
+        raise ConfigError(f"{what} {out_p}: a file stands where a folder is expected")
+    ensure_writable_dir(
+        out_p if folder else (out_p.parent if str(out_p.parent) else Path(".")),
+        what=f"{what} folder",
+    )
+    return out_p
 
 
 def _umask() -> int:

@@ -170,13 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the extraction, print a summary; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         from xalign._io import write_json
         from xalign.extract._extract import extract
 
-        cfg = config_from_args(ExtractConfig, args, config_file=args.config)
+        cfg = config_from_args(ExtractConfig, args, config_file=args.config, parser=parser)
         from xalign.extract._extract import _load_encoder
 
         encoder = _load_encoder(cfg) if cfg.pairs else None  # loaded once for both passes

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         from xalign._io import atomic_path, write_json
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if getattr(args, "pivot", None) == "none":
             args.pivot = None
-        cfg = config_from_args(MetricsConfig, args, config_file=args.config)
+        cfg = config_from_args(MetricsConfig, args, config_file=args.config, parser=parser)
         results = compute_metrics(cfg)
         first = (
             cfg.stores[0].split("=", 1)[-1] if not Path(cfg.stores[0]).exists() else cfg.stores[0]

@@ -95,13 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, compute (or reuse) the projections, print where they are."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         from xalign._io import write_json
         from xalign.project._run import project_stores
 
-        cfg = config_from_args(ProjectConfig, args, config_file=args.config)
+        cfg = config_from_args(ProjectConfig, args, config_file=args.config, parser=parser)
         entries = project_stores(cfg, log=print)
         for store in cfg.stores:
             write_json(Path(store) / "projections" / "config.json", cfg.to_dict())

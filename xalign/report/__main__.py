@@ -72,13 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, write the report, print where everything is; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         from xalign._io import write_json
         from xalign.report._build import build_report
 
-        cfg = config_from_args(ReportConfig, args, config_file=args.config)
+        cfg = config_from_args(ReportConfig, args, config_file=args.config, parser=parser)
         words = sys.argv[1:] if argv is None else argv
         summary = build_report(
             cfg.results,

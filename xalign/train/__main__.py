@@ -163,12 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, print the summary; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         from xalign.train._trainer import train
 
-        cfg = config_from_args(TrainConfig, args, config_file=args.config)
+        cfg = config_from_args(TrainConfig, args, config_file=args.config, parser=parser)
         result = train(cfg)
         print(result.format())
         return 0
