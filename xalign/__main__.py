@@ -26,6 +26,7 @@ def _demo(out: Path, *, model: str, progress: bool) -> int:
     from xalign.data import load_sample
     from xalign.extract import ExtractConfig, extract, extract_pair_attention
     from xalign.extract._extract import _load_encoder
+    from xalign.metrics import METRIC_GROUPS
     from xalign.metrics.__main__ import main as metrics_main
     from xalign.project import ProjectConfig, project_stores
 
@@ -70,23 +71,39 @@ def _demo(out: Path, *, model: str, progress: bool) -> int:
     print(f"      + {attn_dir} ({len(small)} rows with tokens, attentions, eng-deu pairs)")
 
     print(f"[2/4] alignment metrics → {results}", flush=True)
-    argv = [f"pretrained={store_dir}", "--out", str(results), "--bootstrap", "200"]
+    # the groups the sentence-vector store supports: word alignment needs gold links and
+    # attention the small attention store, which the dashboard's attention view reads
+    groups = [g for g in METRIC_GROUPS if g not in ("stores", "word_align", "attention")]
+    argv = [f"pretrained={store_dir}", "--out", str(results), "--bootstrap", "200",
+            "--metrics", ",".join(groups)]  # fmt: skip
     rc = metrics_main(argv if progress else [*argv, "--no-progress"])
     if rc != 0:
         return rc
     print("[3/4] PCA projections (one shared fit over all layers) cached in the store", flush=True)
     project_stores(ProjectConfig(stores=[str(store_dir)], methods=["pca"], progress=progress))
     print(f"[4/4] report → {report_dir}", flush=True)
-    import pandas as pd
-
     from xalign.report import build_report
 
-    report = build_report(pd.read_parquet(results), stores_root=out, out=report_dir)
+    report = build_report(
+        results,
+        stores_root=out,
+        out=report_dir,
+        command=f"python -m xalign.report {results} --stores {out} --out {report_dir}",
+    )
     print(report.format())
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     print(f"  store      {store_dir}   (xalign.store.Store.open('{store_dir}'))")
     print(f"  results    {results}   (pandas.read_parquet)")
-    print(f"  report     {report_dir / 'report.html'}  (tables/*.tex, figures/*.pdf)")
+    kinds = sorted({f.suffix for f in report.files})
+    made = [x for x, k in (("tables/*.tex", ".tex"), ("figures/*.pdf", ".pdf")) if k in kinds]
+    where = report.report_html or report.report_md or report.out
+    if report.figures and not report.static:
+        made.append(f"figures as interactive HTML only: {report.static_message}")
+    print(f"  report     {where}  ({'; '.join(made) or 'tables as CSV'})")
+    print(
+        f"  attention  {attn_dir}   (tokens, head-mean attentions; the dashboard's attention "
+        f"view, or python -m xalign.metrics {attn_dir} --metrics attention)"
+    )
     print(f"  dashboard  python -m dashboards --root {out}   → http://127.0.0.1:8050")
     return 0
 

@@ -11,18 +11,48 @@ for PDF/SVG/PNG): ``pip install 'xalign[export]'``.
 
 from __future__ import annotations
 
-from xalign.report._build import FORMATS, FigureSpec, ReportSummary, build_report
-from xalign.report._catalog import (
-    DEFAULT_METRICS,
-    METRICS,
-    MetricInfo,
-    better,
-    metric_direction,
-    metric_info,
-)
-from xalign.report._export import ExportResult, export_figures
-from xalign.report._figures import COLUMN_WIDTH_IN, figure_size_px, paper_style
-from xalign.report._tables import Cell, Table, fmt_delta, fmt_value
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xalign.report._build import FORMATS, FigureSpec, ReportSummary, build_report
+    from xalign.report._catalog import (
+        DEFAULT_METRICS,
+        METRICS,
+        MetricInfo,
+        better,
+        metric_direction,
+        metric_info,
+        metric_range,
+    )
+    from xalign.report._export import ExportResult, export_figures
+    from xalign.report._figures import COLUMN_WIDTH_IN, figure_size_px, paper_style
+    from xalign.report._tables import Cell, Table, fmt_delta, fmt_value
+
+# Public names are imported on first use: ``python -m xalign.report --help`` and its argument
+# errors answer before torch, pandas or plotly are loaded.
+_WHERE = {
+    "COLUMN_WIDTH_IN": "_figures",
+    "Cell": "_tables",
+    "DEFAULT_METRICS": "_catalog",
+    "ExportResult": "_export",
+    "FORMATS": "_build",
+    "FigureSpec": "_build",
+    "METRICS": "_catalog",
+    "MetricInfo": "_catalog",
+    "ReportSummary": "_build",
+    "Table": "_tables",
+    "better": "_catalog",
+    "build_report": "_build",
+    "export_figures": "_export",
+    "figure_size_px": "_figures",
+    "fmt_delta": "_tables",
+    "fmt_value": "_tables",
+    "metric_direction": "_catalog",
+    "metric_info": "_catalog",
+    "metric_range": "_catalog",
+    "paper_style": "_figures",
+}
 
 __all__ = [
     "COLUMN_WIDTH_IN",
@@ -43,5 +73,19 @@ __all__ = [
     "fmt_value",
     "metric_direction",
     "metric_info",
+    "metric_range",
     "paper_style",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

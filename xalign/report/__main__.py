@@ -29,7 +29,9 @@ examples:
 
 Cluster figures need cached projections (python -m xalign.project STORES --methods pca);
 the attention example needs a store extracted with --tokens --attentions head-mean.
-PDF/SVG/PNG need Chrome or Chromium (apt-get install chromium, or plotly_get_chrome).
+PDF/SVG/PNG need Chrome or Chromium (apt-get install chromium, or plotly_get_chrome);
+CJK, Arabic, Devanagari and Thai labels need fonts (apt-get install fonts-noto-core fonts-noto-cjk).
+--out may not be or contain the results file or a store, nor lie inside a store.
 """
 
 

@@ -16,18 +16,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from xalign._io import write_json, write_text
+from xalign._io import atomic_path, check_output, write_json, write_text
 from xalign.errors import ConfigError
-from xalign.report._catalog import DEFAULT_METRICS, better, metric_info
+from xalign.report._catalog import (
+    DEFAULT_METRICS,
+    better,
+    metric_info,
+    metric_range,
+    range_text,
+)
 from xalign.report._data import (
     DEFAULT_PROTOCOL,
+    Selection,
     _plain,
     filter_languages,
     layer_means,
     load_results,
     parse_choice,
     protocol_text,
-    select_metric,
+    select_rows,
 )
 from xalign.report._tables import (
     Cell,
@@ -228,6 +235,7 @@ class _Plan:
     metrics: list[str]
     data: dict[str, pd.DataFrame]
     means: dict[str, pd.DataFrame]
+    sel: dict[str, Selection]
     checkpoints: list[str]
     layers: list[int]
     focus: list[int]
@@ -237,6 +245,7 @@ class _Plan:
     decimals: int
     notes: list[str]
     total_rows: int
+    origin: str = ""
 
 
 def _plan(
@@ -251,8 +260,6 @@ def _plan(
     protocol: Any,
     decimals: int,
 ) -> _Plan:
-    from dashboards.figures import parse_protocols
-
     df, where = load_results(results)
     total_rows = len(df)
     notes: list[str] = []
@@ -291,7 +298,7 @@ def _plan(
             norm.append(code)
         lang_list = norm
         df = filter_languages(df, lang_list)
-    df = parse_protocols(df.reset_index(drop=True))
+    df = df.reset_index(drop=True)
     present_metrics = list(dict.fromkeys(df["metric"]))
     wanted = _as_list(metrics)
     if wanted:
@@ -308,14 +315,22 @@ def _plan(
     choices = {**DEFAULT_PROTOCOL, **parse_choice(protocol)}
     data: dict[str, pd.DataFrame] = {}
     means: dict[str, pd.DataFrame] = {}
+    sels: dict[str, Selection] = {}
     for m in wanted:
-        d = select_metric(df, m, choices)
-        d = d[d["value"].notna()]
-        if d.empty:
-            notes.append(f"{m}: no values under the chosen protocol; left out")
+        sel = select_rows(df, m, choices)
+        if sel.rows.empty:
+            why = (
+                f"all {len(sel.nonfinite)} rows under the chosen protocol are NaN"
+                if len(sel.nonfinite)
+                else "no rows under the chosen protocol"
+            )
+            notes.append(f"{m}: {why}; left out")
             continue
-        data[m] = d
-        means[m] = layer_means(d)
+        outside = _outside_range(sel.rows, metric_range(m))
+        if outside:
+            notes.append(f"{m}: {outside}; check the results table")
+        data[m], sels[m] = sel.rows, sel
+        means[m] = layer_means(sel.rows, metric_range(m))
     if not data:
         raise ConfigError(f"none of the metrics {wanted} has values in {where}")
     used_layers = sorted({int(x) for d in data.values() for x in d["layer"]})
@@ -344,8 +359,87 @@ def _plan(
                 if best:
                     focus = sorted({best[0], used_layers[-1]})
                 break
-    return _Plan(df, where, list(data), data, means, ckpts, used_layers, focus, cmp, choices,
-                 lang_list, decimals, notes, total_rows)  # fmt: skip
+    return _Plan(df, where, list(data), data, means, sels, ckpts, used_layers, focus, cmp,
+                 choices, lang_list, decimals, notes, total_rows)  # fmt: skip
+
+
+def _outside_range(d: pd.DataFrame, value_range: tuple[float | None, float | None]) -> str:
+    """What lies outside a metric's range (empty when nothing does)."""
+    lo, hi = value_range
+    v = d["value"].astype(float)
+    bad = np.zeros(len(v), dtype=bool)
+    if lo is not None:
+        bad |= (v < lo).to_numpy()
+    if hi is not None:
+        bad |= (v > hi).to_numpy()
+    if not bad.any():
+        return ""
+    return (
+        f"{int(bad.sum())} value(s) outside the metric's range {range_text(value_range)} "
+        f"({_where_text(d[bad])}); they are shown as they are"
+    )
+
+
+def _pair_text(lang: Any, lang2: Any) -> str:
+    if not lang:
+        return "overall"
+    return f"{lang}–{lang2}" if lang2 else str(lang)
+
+
+def _where_text(d: pd.DataFrame, limit: int = 4) -> str:
+    """``swh–eng at layers 0-3; deu at layer 5``: which rows (checkpoint named when several).
+
+    >>> d = pd.DataFrame({"checkpoint": "c", "lang": ["swh", "swh", "deu"],
+    ...                   "lang2": ["eng", "eng", None], "layer": [0, 1, 5]})
+    >>> _where_text(d)
+    'swh–eng at layers 0-1; deu at layer 5'
+    """
+    multi = d["checkpoint"].nunique() > 1
+    keys = pd.DataFrame({"c": d["checkpoint"].astype(str), "a": d["lang"].fillna("").astype(str),
+                         "b": d["lang2"].fillna("").astype(str), "layer": d["layer"]})  # fmt: skip
+    items = []
+    for (c, a, b), g in keys.groupby(["c", "a", "b"], sort=False):
+        layers = sorted({int(x) for x in g["layer"]})
+        who = _pair_text(a, b) + (f" ({c})" if multi else "")
+        items.append(f"{who} at layer{'s' if len(layers) > 1 else ''} {_ranges(layers)}")
+    more = len(items) - limit
+    return "; ".join(items[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _rows_text(sel: Selection, means: pd.DataFrame | None = None, *, capital: bool = False) -> str:
+    """Every row of a metric accounted for: used, NaN left out, other protocol variants.
+
+    With ``means`` (:func:`layer_means` of the same rows), the rows averaged into them are
+    the ones counted as used, and per-language rows beside an overall row are named.
+    """
+    if means is not None and len(means):
+        used = int(means["n_rows"].sum())
+        beside = len(sel.rows) - used
+    else:
+        used, beside = len(sel.rows), 0
+    parts = [f"{used} used"]
+    bad = sel.nonfinite
+    if len(bad):
+        vals = bad["value"].astype(float)
+        what = "NaN" if vals.isna().all() else "NaN or infinite"
+        parts.append(f"{len(bad)} {what} value{'s' if len(bad) != 1 else ''} left out "
+                     f"({_where_text(bad)})")  # fmt: skip
+    else:
+        parts.append("no NaN left out")
+    if beside > 0:
+        parts.append(f"{beside} per-language row{'s' if beside != 1 else ''} not averaged "
+                     "(the checkpoint's overall row is its value)")  # fmt: skip
+    if len(sel.excluded):
+        counts = ", ".join(f"{k}: {v}" for k, v in sel.other.items())
+        parts.append(f"{len(sel.excluded)} row{'s' if len(sel.excluded) != 1 else ''} under "
+                     f"other protocol variants not used ({counts})")  # fmt: skip
+    if sel.per_row:
+        keys = ", ".join(sel.per_row)
+        parts.append(f"{keys} differ{'s' if len(sel.per_row) == 1 else ''} between rows by "
+                     "construction and neither splits nor filters")  # fmt: skip
+    if sel.duplicates:
+        parts.append(f"{sel.duplicates} cell(s) hold several rows, averaged")
+    return ("Rows: " if capital else "rows: ") + "; ".join(parts)
 
 
 def _best_layers(mm: pd.DataFrame, direction: str | None, decimals: int) -> list[int]:
@@ -393,15 +487,59 @@ def _value_note(plan: _Plan) -> str:
     )
 
 
-def _aggregation_phrase(plan: _Plan, m: str) -> str:
-    kinds = set(plan.means[m]["kind"])
-    if kinds == {"overall"}:
-        return "computed over all sentences of the checkpoint"
+def _aggregation_phrase(plan: _Plan, m: str, ckpt: str | Sequence[str] | None = None) -> str:
+    """What one value per layer is: the overall row or the mean over N languages / pairs."""
+    mm = plan.means[m]
+    if ckpt is not None:
+        mm = mm[mm["checkpoint"].isin([ckpt] if isinstance(ckpt, str) else list(ckpt))]
     d = plan.data[m]
-    if d["lang2"].notna().any():
-        n_pairs = d[["lang", "lang2"]].drop_duplicates().shape[0]
-        return f"the mean over {n_pairs} language pair rows"
-    return f"the mean over {d['lang'].nunique()} languages"
+    parts = []
+    over, mean = mm[mm["kind"] == "overall"], mm[mm["kind"] == "mean"]
+    mixed = len(over) and len(mean)
+    if len(over):
+        text = "the checkpoint's overall row (computed over all its sentences)"
+        parts.append(text + (f" at layers {_ranges(over['layer'])}" if mixed else ""))
+    if len(mean):
+        unit = "language pair" if d["lang2"].notna().any() else "language"
+        lo, hi = int(mean["n_rows"].min()), int(mean["n_rows"].max())
+        count = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        text = f"the mean over {count} {unit} rows" + (
+            " (the count differs by layer)" if lo != hi else ""
+        )
+        parts.append(text + (f" at layers {_ranges(mean['layer'])}" if mixed else ""))
+    return "; ".join(parts)
+
+
+def _band_text(plan: _Plan, m: str, ckpts: Sequence[str]) -> str:
+    """What the band around each curve is, where none is drawn, and any clipping."""
+    mm = plan.means[m]
+    mm = mm[mm["checkpoint"].isin(list(ckpts))]
+    ckpts = [c for c in ckpts if (mm["checkpoint"] == c).any()]
+    with_band = [
+        c
+        for c in ckpts
+        if not mm[mm["checkpoint"] == c].empty
+        and mm.loc[mm["checkpoint"] == c, ["ci_low", "ci_high"]].notna().all().all()
+    ]
+    if not with_band:
+        return "no band: no interval is recorded"
+    b = mm[mm["checkpoint"].isin(with_band)]
+    kinds = set(b["kind"])
+    parts = []
+    if "overall" in kinds:
+        parts.append("the overall row's own bootstrap CI (ci_low–ci_high of the results table)")
+    if "mean" in kinds:
+        parts.append("the normal-approximation 95% CI of the mean across the rows averaged "
+                     "(mean ± 1.96·sd/√n; zero width where one row)")  # fmt: skip
+    text = "the band is " + (" where it is the overall row, else ".join(parts))
+    missing = [c for c in ckpts if c not in with_band]
+    if missing:
+        text += f"; no band for {', '.join(missing)} (no interval recorded at every layer)"
+    n_clip = int(b["clipped"].sum())
+    if n_clip:
+        text += (f"; clipped to the metric's range {range_text(metric_range(m))} at "
+                 f"{n_clip} layer{'s' if n_clip != 1 else ''}")  # fmt: skip
+    return text
 
 
 def _table_metric_by_layer(plan: _Plan, ckpt: str) -> Table | None:
@@ -438,14 +576,18 @@ def _table_metric_by_layer(plan: _Plan, ckpt: str) -> Table | None:
     data = pd.DataFrame({"layer": layers})
     for m, s in cols:
         data[m] = [float(s.get(layer, np.nan)) for layer in layers]
-    aggs = "; ".join(f"{metric_info(m).label}: {_aggregation_phrase(plan, m)}" for m, _ in cols)
+    aggs = " ".join(
+        f"{metric_info(m).label}: {_aggregation_phrase(plan, m, ckpt)} "
+        f"({_rows_text(plan.sel[m].subset(checkpoint=ckpt), _ckpt_means(plan, m, ckpt))})."
+        for m, _ in cols
+    )
     return Table(
         name=f"metric_by_layer-{_slug(ckpt)}",
         caption=(
             f"Alignment metrics by layer, checkpoint {ckpt} (per-language and per-pair values "
             "averaged, see the note). Bold: the best layer of each metric (last row)."
         ),
-        note=f"{_value_note(plan)} Values: {aggs}. Protocol — "
+        note=f"{_value_note(plan)} Values — {aggs} Protocol — "
         f"{_protocol_note(plan, [m for m, _ in cols])}.",
         header=["Layer"] + [_metric_header(m, wrap=True) for m, _ in cols],
         rows=rows,
@@ -453,6 +595,11 @@ def _table_metric_by_layer(plan: _Plan, ckpt: str) -> Table | None:
         data=data,
         rules={len(rows) - 1},
     )
+
+
+def _ckpt_means(plan: _Plan, m: str, ckpt: str | Sequence[str]) -> pd.DataFrame:
+    mm = plan.means[m]
+    return mm[mm["checkpoint"].isin([ckpt] if isinstance(ckpt, str) else list(ckpt))]
 
 
 def _pivot(d: pd.DataFrame) -> str | None:
@@ -483,8 +630,8 @@ def _table_retrieval_by_language(plan: _Plan, layer: int) -> Table | None:
     ckpts = [c for c in plan.checkpoints if (d["checkpoint"] == c).any()]
     directional = None
     if pivot is not None and "retrieval_acc" in set(plan.df["metric"]):
-        directional = select_metric(plan.df, "retrieval_acc", plan.choices)
-        directional = directional[directional["layer"] == layer]
+        dsel = select_rows(plan.df, "retrieval_acc", plan.choices)
+        directional = dsel.rows[dsel.rows["layer"] == layer]
     if pivot is not None:
         langs = [x for x in dict.fromkeys([*d["lang"], *d["lang2"]]) if x != pivot and x]
     else:
@@ -574,6 +721,18 @@ def _table_retrieval_by_language(plan: _Plan, layer: int) -> Table | None:
         if groups is not None:
             groups.append((f"{cmp[1]} − {cmp[0]}", 1))
     n = _n_text(d)
+    blank = [
+        _lang_label(langs[i])
+        for i in range(len(langs))
+        if any(not np.isfinite(values[(c, kind)][i]) for c in ckpts for _, kind in sub)
+    ]
+    blank_text = (
+        f" –: no finite value ({', '.join(blank)}); the Mean row averages the languages "
+        "that have one."
+        if blank
+        else ""
+    )
+    rows_text = _rows_text(plan.sel[m].subset(layer=layer))
     what = (
         f"paired with {_short_name(pivot)} ({pivot}); → {pivot}: the language's sentences "
         f"query the {pivot} ones, {pivot} →: the reverse; mean: of both directions"
@@ -593,7 +752,8 @@ def _table_retrieval_by_language(plan: _Plan, layer: int) -> Table | None:
         note=(
             f"{_value_note(plan)} Accuracy is the fraction of sentences whose translation is "
             f"retrieved first ({n or 'n unknown'} sentence pairs per language pair). "
-            f"Protocol — {protocol_text(d)}."
+            f"Mean: the mean over the languages.{blank_text} Retrieval acc. at layer {layer}, "
+            f"{rows_text}. Protocol — {protocol_text(d)}."
         ),
         header=header,
         rows=rows,
@@ -665,7 +825,13 @@ def _table_before_after(plan: _Plan) -> Table | None:
             f"{', '.join(map(str, plan.focus))} and at each checkpoint's best layer (L = layer). "
             f"Bold: the better value (by each metric's direction); Δ = {b} − {a}."
         ),
-        note=f"{_value_note(plan)} Δ is the difference of the rounded values. Protocol — "
+        note=f"{_value_note(plan)} Δ is the difference of the rounded values. Values — "
+        + " ".join(
+            f"{metric_info(m).label}: {_aggregation_phrase(plan, m, [a, b])} "
+            f"({_rows_text(plan.sel[m].subset(checkpoint=[a, b]), _ckpt_means(plan, m, [a, b]))})."
+            for m in dict.fromkeys(r["metric"] for r in recs)
+        )
+        + " Protocol — "
         f"{_protocol_note(plan, list(dict.fromkeys(r['metric'] for r in recs)))}.",
         header=["Metric", a, b, "Δ"],
         rows=rows,
@@ -676,6 +842,23 @@ def _table_before_after(plan: _Plan) -> Table | None:
 
 
 # ====================================================================== figures
+
+
+def _curve(F: Any, plan: _Plan, m: str) -> go.Figure:
+    """The metric-by-layer figure drawn from the report's own per-layer values (the table's
+    numbers, intervals clipped to the metric's range), with each band named."""
+    mm = plan.means[m]
+    rows = pd.DataFrame({"checkpoint": mm["checkpoint"], "layer": mm["layer"], "lang": None,
+                         "lang2": None, "value": mm["value"], "ci_low": mm["ci_low"],
+                         "ci_high": mm["ci_high"]})  # fmt: skip
+    fig = F.fig_metric_by_layer(rows, metric=metric_info(m).label, mode="mean")
+    for t in fig.data:
+        if t.fill == "toself":
+            ckpt = t.legendgroup
+            kinds = set(mm.loc[mm["checkpoint"] == ckpt, "kind"])
+            names = {"mean": "95% CI of the mean across rows", "overall": "bootstrap CI"}
+            t.name = f"{ckpt} " + " / ".join(names[k] for k in sorted(kinds))
+    return fig
 
 
 def _figure_specs(
@@ -704,16 +887,8 @@ def _figure_specs(
     for m in plan.metrics:
         d = plan.data[m]
         info = metric_info(m)
-        fig = F.fig_metric_by_layer(d, metric=info.label, mode="mean")
+        fig = _curve(F, plan, m)
         paper_style(fig, width="one", height_in=2.25, legend="top")
-        kinds = set(plan.means[m]["kind"])
-        band = (
-            "the band is the bootstrap 95% CI"
-            if kinds == {"overall"} and d["ci_low"].notna().any()
-            else "the band is mean ± 1.96·sd/√n across them"
-            if kinds == {"mean"}
-            else ""
-        )
         direction = (
             f" {'Higher' if info.direction == 'higher' else 'Lower'} is better for alignment."
             if info.direction
@@ -723,9 +898,10 @@ def _figure_specs(
             f"curve-{m}",
             fig,
             f"{info.label} ({info.description}) by layer (0 = embedding output) for "
-            f"{ckpt_text} (one line each); each point is {_aggregation_phrase(plan, m)}"
-            f"{'; ' + band if band else ''}.{direction} Protocol: {protocol_text(d)}; "
-            f"{_n_text(d)} per row.",
+            f"{ckpt_text} (one line each); each point is {_aggregation_phrase(plan, m)}; "
+            f"{_band_text(plan, m, plan.checkpoints)}.{direction} "
+            f"{_rows_text(plan.sel[m], plan.means[m], capital=True)}. "
+            f"Protocol: {protocol_text(d)}; {_n_text(d)} per row.",
         )
     # 2. per-language curves of the first metric with per-language values
     first = next((m for m in plan.metrics if plan.data[m]["lang"].notna().any()), None)
@@ -748,7 +924,9 @@ def _figure_specs(
                     if pairwise
                     else ""
                 )
-                + f". Colours are fixed per language. Protocol: {protocol_text(d)}.",
+                + f". Colours are fixed per language. "
+                f"{_rows_text(plan.sel[first].subset(checkpoint=c), capital=True)}. "
+                f"Protocol: {protocol_text(d)}.",
             )
     # 3. language × language heatmaps: the first two pairwise metrics that cover most pairs
     # (a pivot-only table, every pair with English, would be mostly blank), at the first
@@ -782,6 +960,7 @@ def _figure_specs(
                 f"{info.label} ({info.description}) between languages at layer {layer}, "
                 f"checkpoint {c}. Rows are `lang`, columns `lang2`; a symmetric metric "
                 f"stored once per pair is mirrored, missing pairs are blank. "
+                f"{_rows_text(plan.sel[m].subset(checkpoint=c, layer=layer), capital=True)}. "
                 f"Protocol: {protocol_text(dd)}; {_n_text(dd)}.",
             )
             drawn = True
@@ -812,7 +991,8 @@ def _figure_specs(
                     if info.direction
                     else ""
                 )
-                + f". Protocol: {protocol_text(d)}.",
+                + f". {_rows_text(plan.sel[m].subset(checkpoint=[a, b]), capital=True)}. "
+                f"Protocol: {protocol_text(d)}.",
             )
     # 5. cluster projections at the focus layers (before/after side by side)
     with_store = [c for c in shown if c in stores]
@@ -951,7 +1131,7 @@ figure{margin:1.5em 0}figcaption{font-size:.92em;max-width:60em}
 
 def _intro_lines(plan: _Plan, stores: dict[str, Store], summary_stats: dict[str, Any]) -> list[str]:
     lines = [
-        f"Results table `{plan.where}` ({summary_stats['rows']:,} rows). Checkpoints: "
+        f"Results table `{plan.where}`{plan.origin} ({summary_stats['rows']:,} rows). Checkpoints: "
         + ", ".join(
             f"{c}"
             + (
@@ -1170,11 +1350,25 @@ def build_report(
         decimals=decimals,
     )
     notes = list(plan.notes)
-    out_dir = Path(out)
-    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     pairs = list(dict.fromkeys(zip(plan.df["store"], plan.df["checkpoint"], strict=True)))
     pairs = [(s, c) for s, c in pairs if c in plan.checkpoints]
     stores, store_notes = find_stores(pairs, stores_root)
+    # nothing is written before the output folder is known to destroy no input and to lie
+    # outside every store (a store is written only through the store API)
+    from_file = not isinstance(results, pd.DataFrame)
+    inputs: list[Path] = [Path(results)] if from_file else []  # type: ignore[arg-type]
+    inputs += [Path(x) for x in dict.fromkeys(plan.df["store"]) if Path(x).is_dir()]
+    inputs += [st.path for st in stores.values()]
+    out_dir = check_output(out, inputs=inputs, folder=True)
+    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    res_path = Path(results) if from_file else out_dir / "results.parquet"  # type: ignore[arg-type]
+    if isinstance(results, pd.DataFrame):
+        # a DataFrame has no file: keep the exact table beside the report, so every number
+        # can be traced and regenerated (python -m xalign.report OUT/results.parquet ...)
+        with atomic_path(res_path) as tmp:
+            results.to_parquet(tmp, index=False)
+        plan.where = str(res_path)
+        plan.origin = " (a DataFrame passed to build_report, saved with the report)"
     if figures:
         notes += store_notes
     say(f"report: {len(plan.metrics)} metric(s), checkpoints {', '.join(plan.checkpoints)}")
@@ -1265,16 +1459,24 @@ def build_report(
         files.append(p)
 
     # provenance
-    res_path = None if isinstance(results, pd.DataFrame) else Path(results)
     metrics_cfg = None
-    if res_path is not None and res_path.with_suffix(".config.json").is_file():
-        metrics_cfg = json.loads(res_path.with_suffix(".config.json").read_text("utf-8"))
+    cfg_path = res_path.with_suffix(".config.json")
+    if not isinstance(results, pd.DataFrame) and cfg_path.is_file():
+        try:
+            metrics_cfg = json.loads(cfg_path.read_text("utf-8"))
+        except ValueError as e:
+            notes.append(f"{cfg_path}: not valid JSON ({e}); the metrics command is not recorded")
+    elif isinstance(results, pd.DataFrame) and isinstance(results.attrs.get("config"), dict):
+        metrics_cfg = results.attrs["config"]
+    if isinstance(results, pd.DataFrame):
+        files.append(res_path)
     prov = {
         "xalign_version": __version__,
         "python": sys.version.split()[0],
         "results": {
             "path": plan.where,
-            "sha256": hashlib.sha256(res_path.read_bytes()).hexdigest() if res_path else None,
+            "sha256": hashlib.sha256(res_path.read_bytes()).hexdigest(),
+            "source": "DataFrame" if isinstance(results, pd.DataFrame) else "file",
             "rows": stats["rows"],
             "metrics_config": metrics_cfg,
         },
@@ -1301,7 +1503,7 @@ def build_report(
                 )
                 + ")"
             ),
-            "metrics": _metrics_command(metrics_cfg),
+            "metrics": _metrics_command(metrics_cfg) or _metrics_command_from_table(plan.df),
         },
         "report": {
             "metrics": plan.metrics,
@@ -1335,6 +1537,20 @@ def build_report(
         static=static,
         static_message=static_msg,
         notes=notes,
+    )
+
+
+def _metrics_command_from_table(df: pd.DataFrame) -> str:
+    """The stores of a results table as a metrics command, when its config was not recorded.
+
+    >>> _metrics_command_from_table(pd.DataFrame({"checkpoint": ["a"], "store": ["runs/a"]}))
+    'python -m xalign.metrics a=runs/a  # options not recorded (no results .config.json)'
+    """
+    stores = dict.fromkeys(zip(df["checkpoint"], df["store"], strict=True))
+    return (
+        "python -m xalign.metrics "
+        + " ".join(f"{c}={st}" for c, st in stores)
+        + "  # options not recorded (no results .config.json)"
     )
 
 

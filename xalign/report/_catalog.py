@@ -19,6 +19,8 @@ __all__ = [
     "better",
     "metric_direction",
     "metric_info",
+    "metric_range",
+    "range_text",
 ]
 
 Direction = Literal["higher", "lower"] | None
@@ -32,6 +34,9 @@ class MetricInfo:
     label: str
     direction: Direction
     description: str
+    #: The values the metric can take, ``(low, high)`` (None: unbounded). Figures clip
+    #: intervals to it and say so; a value outside it is reported as suspect.
+    range: tuple[float | None, float | None] = (None, None)
 
 
 _ROWS: tuple[tuple[str, str, Direction, str], ...] = (
@@ -104,8 +109,28 @@ _ROWS: tuple[tuple[str, str, Direction, str], ...] = (
      "Jensen–Shannon divergence between two checkpoints' attention rows"),
 )  # fmt: skip
 
+_UNIT = (0.0, 1.0)
+_COS = (-1.0, 1.0)
+_POS = (0.0, None)
+#: Range of each metric (metrics not listed are unbounded).
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "retrieval_acc_mean": _UNIT, "retrieval_acc": _UNIT, "bucc_f1": _UNIT,
+    "bucc_precision": _UNIT, "bucc_recall": _UNIT, "centroid_distance_scaled": _POS,
+    "centroid_distance": _POS, "centroid_cosine": _COS, "language_silhouette": _COS,
+    "davies_bouldin": _POS, "translation_cosine": _COS, "random_cosine": _COS,
+    "translation_contrast": (-2.0, 2.0), "translation_silhouette": _COS, "lid_accuracy": _UNIT,
+    "lid_control_accuracy": _UNIT, "lid_selectivity": _COS, "cka": _UNIT,
+    "cka_debiased": (None, 1.0), "cka_between_stores": _UNIT, "mean_random_cosine": _COS,
+    "partition_isotropy": _UNIT, "word_align_f1": _UNIT, "word_align_aer": _UNIT,
+    "word_align_precision": _UNIT, "word_align_recall": _UNIT, "attn_align_f1": _UNIT,
+    "attn_align_aer": _UNIT, "attn_align_precision": _UNIT, "attn_align_recall": _UNIT,
+    "attention_pattern_corr": _COS, "attention_pattern_cos": _COS, "attention_entropy": _POS,
+    "attention_mse": _POS, "attention_js": _POS,
+}  # fmt: skip
+
 #: Every metric the report knows, by name.
-METRICS: dict[str, MetricInfo] = {r[0]: MetricInfo(*r) for r in _ROWS}
+METRICS: dict[str, MetricInfo] = {r[0]: MetricInfo(*r, range=_RANGES.get(r[0], (None, None)))
+                                  for r in _ROWS}  # fmt: skip
 
 #: The headline metrics a report shows by default (those present in the results table).
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -133,6 +158,31 @@ def metric_info(name: str) -> MetricInfo:
     ('my_metric', None)
     """
     return METRICS.get(name) or MetricInfo(name, name, None, name.replace("_", " "))
+
+
+def metric_range(name: str) -> tuple[float | None, float | None]:
+    """``(low, high)``: the values a metric can take (None where unbounded).
+
+    Examples
+    --------
+    >>> metric_range("retrieval_acc_mean"), metric_range("centroid_distance")
+    ((0.0, 1.0), (0.0, None))
+    """
+    return metric_info(name).range
+
+
+def range_text(value_range: tuple[float | None, float | None]) -> str:
+    """``[0, 1]``, ``[0, ∞)``: a range as text.
+
+    Examples
+    --------
+    >>> range_text((0.0, 1.0)), range_text((0.0, None)), range_text((None, 1.0))
+    ('[0, 1]', '[0, ∞)', '(−∞, 1]')
+    """
+    lo, hi = value_range
+    left = "(−∞" if lo is None else f"[{lo:g}"
+    right = "∞)" if hi is None else f"{hi:g}]"
+    return f"{left}, {right}"
 
 
 def metric_direction(name: str) -> Direction:

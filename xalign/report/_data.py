@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,19 @@ import pandas as pd
 from xalign.errors import ConfigError, DataError
 
 __all__ = [
+    "CHOICE_KEYS",
     "DEFAULT_PROTOCOL",
+    "DIAGONAL_KEYS",
+    "PER_ROW_KEYS",
     "RESULTS_COLUMNS",
+    "Selection",
     "filter_languages",
     "layer_means",
     "load_results",
     "parse_choice",
     "protocol_text",
     "select_metric",
+    "select_rows",
 ]
 
 RESULTS_COLUMNS = (
@@ -49,10 +55,16 @@ def load_results(results: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.Dat
     else:
         path = Path(results)
         where = str(path)
+        if path.suffix.lower() not in (".parquet", ".csv"):
+            raise DataError(
+                f"unknown results file type {path.suffix or '(no suffix)'!r} "
+                "(expected .parquet or .csv)",
+                path=path,
+            )
         if not path.is_file():
             raise DataError("no such results file (expected .parquet or .csv)", path=path)
         try:
-            if path.suffix == ".csv":
+            if path.suffix.lower() == ".csv":
                 df = pd.read_csv(path, dtype={"lang": object, "lang2": object})
             else:
                 df = pd.read_parquet(path)
@@ -132,44 +144,227 @@ def filter_languages(df: pd.DataFrame, langs: Sequence[str] | None) -> pd.DataFr
     return df[per_lang | overall]
 
 
+#: Protocol keys that record what a row was computed on rather than a choice: they differ
+#: between language pairs (and layers, checkpoints) by construction, so they never split or
+#: filter an average; captions name them as varying per row.
+PER_ROW_KEYS = frozenset({
+    "n", "n_distractors", "n_gold", "n_gold_test", "n_gold_tune", "n_src", "n_tgt",
+    "n_sentences", "n_rows", "n_tokens", "n_words", "gold_sure", "gold_possible", "predicted",
+})  # fmt: skip
+
+#: Protocol keys that are choices of the person running the metrics: rows that differ in one
+#: of them are different numbers and are never averaged together (one value is chosen).
+CHOICE_KEYS = (
+    "pooling", "centered", "scoring", "direction", "margin", "k", "candidates", "dedup",
+    "similarity", "metric", "distance", "kernel", "debiased", "pairing", "method", "source",
+    "attention", "heads", "links", "merge", "subwords", "specials", "prefix", "units",
+    "sample_size", "stratified", "n_random", "held_out_fraction", "probe", "C", "max_iter",
+    "standardize", "cv", "control", "seed", "n_boot", "alpha", "threshold", "max_length",
+    "other_store", "other_checkpoint",
+)  # fmt: skip
+
+#: Keys that index a second axis of the same metric: a report reads the diagonal (the row
+#: whose value equals the row's own layer), e.g. CKA of layer ℓ with the other checkpoint's ℓ.
+DIAGONAL_KEYS = ("other_layer",)
+
+_CELL = ["store", "checkpoint", "layer", "lang", "lang2"]
+
+
+@dataclass
+class Selection:
+    """The rows of one metric a report uses, and an account of every row it does not use.
+
+    Attributes
+    ----------
+    metric : str
+    rows : DataFrame
+        Rows under the chosen protocol with a finite value: what every number is made from.
+    nonfinite : DataFrame
+        Rows under the chosen protocol whose value is NaN or infinite (left out of averages).
+    excluded : DataFrame
+        Rows under another protocol variant, with a column ``reason`` (``"centered=true"``).
+    applied : dict
+        The protocol choice applied per key (plain text values), where the metric had several.
+    per_row : list of str
+        Keys that differ between rows by construction (sample sizes, distractor counts): they
+        neither split nor filter.
+    """
+
+    metric: str
+    rows: pd.DataFrame
+    nonfinite: pd.DataFrame
+    excluded: pd.DataFrame
+    applied: dict[str, str] = field(default_factory=dict)
+    per_row: list[str] = field(default_factory=list)
+
+    @property
+    def other(self) -> dict[str, int]:
+        """``reason -> row count`` of the rows under other protocol variants."""
+        return {str(k): int(v) for k, v in self.excluded["reason"].value_counts(sort=False).items()}
+
+    @property
+    def duplicates(self) -> int:
+        """Cells (store, checkpoint, layer, language pair) holding several used rows."""
+        if self.rows.empty:
+            return 0
+        cols = [c for c in _CELL if c in self.rows.columns]
+        return int((self.rows[cols].astype(str).value_counts() > 1).sum())
+
+    def subset(self, **equal: Any) -> Selection:
+        """The same account restricted to rows whose columns equal ``equal`` (``layer=3``), or
+        take one of its values when a list (``checkpoint=["a", "b"]``)."""
+
+        def keep(d: pd.DataFrame) -> pd.DataFrame:
+            mask = np.ones(len(d), dtype=bool)
+            for k, v in equal.items():
+                mask &= (d[k].isin(v) if isinstance(v, list | tuple) else d[k] == v).to_numpy()
+            return d[mask]
+
+        return Selection(self.metric, keep(self.rows), keep(self.nonfinite),
+                         keep(self.excluded), self.applied, self.per_row)  # fmt: skip
+
+
+def _parsed(protocols: pd.Series) -> list[dict[str, str]]:
+    cache: dict[str, dict[str, str]] = {}
+    out = []
+    for p in protocols.astype(str):
+        if p not in cache:
+            try:
+                d = json.loads(p) if p else {}
+            except ValueError:
+                d = {}
+            cache[p] = {k: json.dumps(v, sort_keys=True) for k, v in (d or {}).items()}
+        out.append(cache[p])
+    return out
+
+
+def select_rows(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> Selection:
+    """The rows of ``metric`` under one protocol, with an account of what is left out.
+
+    Protocol keys are of three kinds. A *choice* (:data:`CHOICE_KEYS`, and any other key that
+    takes several values for one and the same cell — store, checkpoint, layer, language pair)
+    is fixed to the value in ``choices`` when the rows have it, else to the first value they
+    have; the rows under other values are counted in :attr:`Selection.other`. A *per-row* key
+    (:data:`PER_ROW_KEYS`, and any other key that only differs between cells) never filters:
+    a Tatoeba table whose BUCC rows have 195 distractors for one pair and 500 for the others
+    averages all four pairs. A *diagonal* key (:data:`DIAGONAL_KEYS`) keeps the row whose value
+    is the row's own layer. Rows with a NaN or infinite value are set aside, never dropped
+    silently (:attr:`Selection.nonfinite`).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"store": "s", "checkpoint": "c", "metric": "bucc_f1", "layer": 0,
+    ...     "lang": ["cmn", "swh", "cmn", "swh"], "lang2": "eng", "value": [.9, .5, .8, np.nan],
+    ...     "protocol": ['{"centered":false,"n_distractors":500}',
+    ...                  '{"centered":false,"n_distractors":195}',
+    ...                  '{"centered":true,"n_distractors":500}',
+    ...                  '{"centered":true,"n_distractors":195}']})
+    >>> s = select_rows(d, "bucc_f1", {"centered": "false"})
+    >>> s.rows["lang"].tolist(), s.other, s.per_row
+    (['cmn', 'swh'], {'centered=true': 2}, ['n_distractors'])
+    """
+    d = df[df["metric"] == metric].reset_index(drop=True)
+    protos = _parsed(d["protocol"]) if len(d) else []
+    keys = sorted({k for p in protos for k in p})
+    table = pd.DataFrame(
+        {k: [p.get(k, "null") for p in protos] for k in keys}, index=d.index, dtype=object
+    )
+    dropped: list[pd.DataFrame] = []
+    for k in DIAGONAL_KEYS:
+        if k in table:
+            own = d.loc[table.index, "layer"].astype(int).map(lambda x: json.dumps(int(x)))
+            keep = (table[k] == own) | (table[k] == "null")
+            dropped.append(d.loc[table.index[~keep]].assign(reason=f"{k} ≠ layer"))
+            table = table[keep]
+    applied: dict[str, str] = {}
+    rank = {k: i for i, k in enumerate(CHOICE_KEYS)}
+    ordered = sorted(keys, key=lambda k: (rank.get(k, len(rank)), k))
+    cells = d[[c for c in _CELL if c in d.columns]].astype(str)
+    per_row: list[str] = []
+    for key in ordered:
+        if key in DIAGONAL_KEYS:
+            continue
+        col = table[key]
+        vals = sorted(col.unique().tolist())
+        if len(vals) <= 1:
+            continue
+        if key in PER_ROW_KEYS:
+            per_row.append(key)
+            continue
+        if key not in rank:
+            c = cells.loc[col.index]
+            within = pd.concat([c, col.rename("_v")], axis=1).groupby(list(c.columns), dropna=False)
+            if not (within["_v"].nunique() > 1).any():
+                per_row.append(key)
+                continue
+        want = choices.get(key)
+        pick = str(want) if want in vals else str(vals[0])
+        rest = col[col != pick]
+        reasons = rest.map(lambda v, key=key: f"{key}={_plain(json.loads(v))}")
+        dropped.append(d.loc[rest.index].assign(reason=reasons.to_numpy()))
+        table = table[col == pick]
+        applied[key] = _plain(json.loads(pick))
+    chosen = d.loc[table.index]
+    finite = np.isfinite(pd.to_numeric(chosen["value"], errors="coerce").to_numpy(dtype=float))
+    excluded = pd.concat(dropped) if dropped else d.iloc[:0].assign(reason=pd.Series(dtype=object))
+    return Selection(metric, chosen[finite], chosen[~finite], excluded, applied, sorted(per_row))
+
+
 def select_metric(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> pd.DataFrame:
-    """Rows of one metric under one protocol (:func:`dashboards.figures.filter_protocol`)."""
-    from dashboards.figures import filter_protocol
-
-    return filter_protocol(df, metric, dict(choices))
+    """Rows of one metric under one protocol with a finite value (see :func:`select_rows`)."""
+    return select_rows(df, metric, choices).rows
 
 
-def layer_means(d: pd.DataFrame) -> pd.DataFrame:
-    """One value per (checkpoint, layer): what the metric-by-layer curve (``mode="mean"``)
-    draws — the overall row when the table has one, else the mean over languages / pairs.
+def layer_means(
+    d: pd.DataFrame, value_range: tuple[float | None, float | None] = (None, None)
+) -> pd.DataFrame:
+    """One value per (checkpoint, layer): what the metric-by-layer curve and table show.
 
-    Columns ``checkpoint, layer, value, ci_low, ci_high, n_rows, kind`` where ``kind`` is
-    ``"overall"`` or ``"mean"``.
+    At each layer the checkpoint's overall row (no language) when it has one, with the row's own
+    interval (bootstrap CI); else the mean over every per-language or per-pair row with the
+    normal-approximation 95 % interval of that mean across them (mean ± 1.96·sd/√n, zero width
+    for one row). ``d`` must hold finite values only (:func:`select_rows`). Intervals are
+    clipped to ``value_range`` (the metric's range), so a band never leaves it.
+
+    Columns ``checkpoint, layer, value, ci_low, ci_high, n_rows, kind, clipped`` where ``kind``
+    is ``"overall"`` or ``"mean"``, ``n_rows`` the rows averaged and ``clipped`` whether an
+    interval end was moved onto the range.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"checkpoint": "c", "layer": [0, 0, 0], "lang": ["a", "b", "c"],
+    ...     "lang2": None, "value": [0.98, 1.0, 0.9], "ci_low": np.nan, "ci_high": np.nan})
+    >>> m = layer_means(d, (0.0, 1.0))
+    >>> float(m["ci_high"].iloc[0]), int(m["n_rows"].iloc[0]), bool(m["clipped"].iloc[0])
+    (1.0, 3, True)
     """
     out = []
-    for ckpt in dict.fromkeys(d["checkpoint"]):
-        dc = d[d["checkpoint"] == ckpt]
+    for (ckpt, layer), dc in d.groupby(["checkpoint", "layer"], sort=False):
         overall = dc[dc["lang"].isna() & dc["lang2"].isna()]
         if not overall.empty:
-            g = overall.groupby("layer")[["value", "ci_low", "ci_high"]].mean()
-            g["n_rows"] = overall.groupby("layer").size()
-            kind = "overall"
+            rec = {"value": overall["value"].mean(), "ci_low": overall["ci_low"].mean(),
+                   "ci_high": overall["ci_high"].mean(), "n_rows": len(overall),
+                   "kind": "overall"}  # fmt: skip
         else:
-            rows = dc[dc["lang"].notna()]
-            s = rows.groupby("layer")["value"]
-            g = s.mean().to_frame("value")
-            half = (1.96 * s.std(ddof=1) / np.sqrt(s.count())).fillna(0.0)
-            g["ci_low"], g["ci_high"] = g["value"] - half, g["value"] + half
-            g["n_rows"] = s.count()
-            kind = "mean"
-        g = g.reset_index()
-        g.insert(0, "checkpoint", ckpt)
-        g["kind"] = kind
-        out.append(g)
-    cols = ["checkpoint", "layer", "value", "ci_low", "ci_high", "n_rows", "kind"]
+            s = dc.loc[dc["lang"].notna(), "value"]
+            half = 1.96 * s.std(ddof=1) / np.sqrt(len(s)) if len(s) > 1 else 0.0
+            rec = {"value": s.mean(), "ci_low": s.mean() - half, "ci_high": s.mean() + half,
+                   "n_rows": len(s), "kind": "mean"}  # fmt: skip
+        out.append({"checkpoint": ckpt, "layer": int(layer), **rec})
+    cols = ["checkpoint", "layer", "value", "ci_low", "ci_high", "n_rows", "kind", "clipped"]
     if not out:
         return pd.DataFrame(columns=cols)
-    return pd.concat(out, ignore_index=True)[cols]
+    m = pd.DataFrame(out)
+    order = {c: i for i, c in enumerate(dict.fromkeys(d["checkpoint"]))}
+    m["_order"] = m["checkpoint"].map(order)
+    m = m.sort_values(["_order", "layer"], kind="stable").reset_index(drop=True)
+    lo, hi = value_range
+    m["clipped"] = False
+    for c in ("ci_low", "ci_high"):
+        clipped = m[c].clip(lower=lo, upper=hi)
+        m["clipped"] |= (clipped.ne(m[c]) & m[c].notna()).to_numpy()
+        m[c] = clipped
+    return m[cols]
 
 
 _KEY_ORDER = ("pooling", "centered", "scoring", "direction", "margin", "k", "dedup", "metric",
