@@ -5,21 +5,22 @@ from __future__ import annotations
 import itertools
 import json
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xalign.errors import ConfigError, DataError
+from xalign.errors import ConfigError, DataError, StoreError, XAlignError
 from xalign.metrics._checks import check_finite
+from xalign.metrics._config import METRIC_GROUPS, MetricsConfig, split_store_arg
 from xalign.metrics._tidy import RESULT_COLUMNS
 
 __all__ = [
     "METRIC_GROUPS",
     "RESULTS_COLUMNS",
+    "IncompleteResultsError",
     "MetricsConfig",
     "compute_metrics",
     "summarize",
@@ -28,97 +29,20 @@ __all__ = [
 #: Columns of the results table (DESIGN.md).
 RESULTS_COLUMNS = ("store", "checkpoint", "metric", "layer", *RESULT_COLUMNS[1:])
 
-#: Metric groups of ``--metrics`` (``all`` = every group the stores support).
-METRIC_GROUPS = (
-    "retrieval",
-    "clusters",
-    "probe",
-    "cka",
-    "isotropy",
-    "bucc",
-    "stores",
-    "word_align",
-    "attention",
-)
 
-#: Groups that need more than pooled sentence vectors; under ``all`` they run where possible.
-_NEEDS = {
-    "word_align": "token embeddings (--tokens) and gold links (--gold wordalign:DIR)",
-    "attention": "attention maps (--attentions head-mean)",
-}
+class IncompleteResultsError(XAlignError):
+    """A requested metric group failed part-way; ``results`` holds what the others computed.
 
-
-@dataclass
-class MetricsConfig:
-    """Options of ``python -m xalign.metrics`` (written beside the results as JSON).
-
-    ``stores`` are paths or ``label=path``; labels become the ``checkpoint`` column.
+    The command line writes ``results`` (with the failure in its notes) and exits 1.
     """
 
-    stores: list[str] = field(default_factory=list)
-    out: str | None = None
-    metrics: list[str] = field(default_factory=lambda: ["all"])
-    pooling: str = "mean"
-    layers: str = "all"
-    langs: list[str] | None = None
-    pivot: str | None = "eng"
-    scoring: list[str] = field(default_factory=lambda: ["cosine", "margin"])
-    k: int = 4
-    dedup: bool = True
-    centering: str = "both"
-    bootstrap: int = 1000
-    sample_size: int = 5000
-    cv: int = 5
-    seed: int = 0
-    backend: str = "auto"
-    independent: bool = False
-    gold: str | None = None
-    gold_out_of_range: str = "error"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.metrics, str):
-            self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
-        if isinstance(self.scoring, str):
-            self.scoring = [s.strip() for s in self.scoring.split(",") if s.strip()]
-        if isinstance(self.langs, str):
-            self.langs = [x.strip() for x in self.langs.split(",") if x.strip()]
-        bad = [m for m in self.metrics if m != "all" and m not in METRIC_GROUPS]
-        if bad:
-            raise ConfigError(
-                f"--metrics {bad}: allowed values are all, {', '.join(METRIC_GROUPS)}"
-            )
-        bad = [s for s in self.scoring if s not in ("cosine", "margin", "csls")]
-        if bad:
-            raise ConfigError(f"--scoring {bad}: allowed values are cosine, margin, csls")
-        if self.centering not in ("raw", "centered", "both"):
-            raise ConfigError(
-                f"--centering {self.centering!r}: allowed values are raw, centered, both"
-            )
-        if self.gold_out_of_range not in ("error", "drop"):
-            raise ConfigError(
-                f"--gold-out-of-range {self.gold_out_of_range!r}: allowed values are error, drop"
-            )
-        if not self.stores:
-            raise ConfigError("no stores given: pass one or more store folders (or label=path)")
-
-    @property
-    def groups(self) -> list[str]:
-        return list(METRIC_GROUPS) if "all" in self.metrics else list(self.metrics)
-
-    @property
-    def centerings(self) -> list[bool]:
-        return {"raw": [False], "centered": [True], "both": [False, True]}[self.centering]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def __init__(self, message: str, results: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 def _parse_store_arg(arg: str) -> tuple[str | None, str]:
-    if "=" in arg and not Path(arg).exists():
-        label, path = arg.split("=", 1)
-        return label, path
-    return None, arg
+    return split_store_arg(arg)
 
 
 def _open_stores(cfg: MetricsConfig) -> list[tuple[str, Any]]:
@@ -128,11 +52,39 @@ def _open_stores(cfg: MetricsConfig) -> list[tuple[str, Any]]:
     for arg in cfg.stores:
         label, path = _parse_store_arg(arg)
         store = Store.open(path)
+        _check_readable(store, Path(path))
         out.append((label or store.label, store))
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"store labels must be unique, got {labels}; name them label=path")
     return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+def _check_readable(store: Any, path: Path) -> None:
+    """Read the row table and the manifest facts every group relies on, once, up front.
+
+    A damaged file fails here with one line naming it, not part-way through a metric.
+    """
+    try:
+        _ = store.rows
+    except XAlignError:
+        raise
+    except (OSError, ValueError) as e:
+        raise StoreError(
+            f"{path / 'rows.parquet'}: cannot read the store's row table ({_first_line(e)})"
+        ) from None
+    try:
+        _ = (store.layers, store.poolings, store.attention_layers, store.encoder["num_layers"])
+        _ = (str(store.corpus["fingerprint"]), store.attention_mode, store.has_tokens)
+    except (KeyError, TypeError, ValueError) as e:
+        raise StoreError(
+            f"{path / 'manifest.json'}: missing or malformed entry ({_first_line(e)})"
+        ) from None
 
 
 def _check_same_corpus(stores: list[tuple[str, Any]]) -> None:
@@ -269,7 +221,15 @@ def _records(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def compute_metrics(config: MetricsConfig) -> pd.DataFrame:
-    """Compute the requested metric groups for every store and layer; returns the results table."""
+    """Compute the requested metric groups for every store and layer; returns the results table.
+
+    Every request is checked against every store **before** any computation
+    (:func:`plan_metrics`): a group asked for by name that a store cannot support raises
+    :class:`~xalign.errors.ConfigError` naming the store and what is missing; under ``all``
+    such a group is skipped with a note (``results.attrs["notes"]``). A group that still fails
+    part-way does not discard the others: :class:`IncompleteResultsError` carries their rows
+    (``.results``; its notes name the failure).
+    """
     with warnings.catch_warnings():
         # Tatoeba-like corpora pair every language with English only: the other pairs have no
         # parallel rows by construction, which is not worth a warning per layer.
@@ -277,103 +237,398 @@ def compute_metrics(config: MetricsConfig) -> pd.DataFrame:
         return _compute(config)
 
 
+#: Groups computed from pooled sentence vectors, one layer at a time.
+_SENTENCE_GROUPS = ("retrieval", "clusters", "probe", "cka", "isotropy", "bucc")
+#: Fewest parallel rows a language pair needs, per group (smaller pairs are left out).
+_MIN_PARALLEL = {"retrieval": 2, "bucc": 20, "cka": 2}
+_PARALLEL_WHY = "a parallel corpus (rows that translate each other share a 'group')"
+_LISTED = 8
+
+
+def _listing(items: Sequence[str]) -> str:
+    more = len(items) - _LISTED
+    return ", ".join(items[:_LISTED]) + (f" ... and {more} more" if more > 0 else "")
+
+
+class _Facts:
+    """What one store holds for this request: rows after ``--langs``, languages, parallel pairs."""
+
+    def __init__(self, label: str, store: Any, cfg: MetricsConfig) -> None:
+        self.label, self.store = label, store
+        self.rows = store.rows.iloc[store.select(lang=cfg.langs)].reset_index(drop=True)
+        if self.rows.empty:
+            raise ConfigError(f"store {store.path} has no rows for --langs {cfg.langs}")
+        self.counts = self.rows["lang"].value_counts(sort=False)
+        self.langs = list(dict.fromkeys(self.rows["lang"]))
+        with_group = self.rows[self.rows["group"].notna()]
+        self.groups_of = {
+            lang: set(g["group"].tolist()) for lang, g in with_group.groupby("lang", sort=False)
+        }
+        self._shared: dict[tuple[str, str], int] = {}
+
+    def shared(self, a: str, b: str) -> int:
+        """Translation groups with a row in both languages."""
+        key = (a, b) if a <= b else (b, a)
+        if key not in self._shared:
+            self._shared[key] = len(self.groups_of.get(a, set()) & self.groups_of.get(b, set()))
+        return self._shared[key]
+
+    def pairs(self, pivot: str | None, minimum: int) -> tuple[list[tuple[str, str]], list[str]]:
+        """Language pairs (``--pivot`` rule) with at least ``minimum`` parallel rows; the rest."""
+        ok, short = [], []
+        for a, b in _language_pairs(self.langs, pivot):
+            n = self.shared(a, b)
+            (ok.append((a, b)) if n >= minimum else short.append(f"{a}-{b} ({n})"))
+        return ok, short
+
+    def any_pair(self, minimum: int) -> bool:
+        return any(self.shared(a, b) >= minimum for a, b in itertools.combinations(self.langs, 2))
+
+    def few_rows(self, minimum: int) -> list[str]:
+        return [f"{lang} ({int(n)})" for lang, n in self.counts.items() if n < minimum]
+
+
+def _need_languages(f: _Facts, minimum_rows: int, why: str) -> str | None:
+    if len(f.langs) < 2:
+        return f"needs at least 2 languages ({why}); the store holds {', '.join(f.langs)}"
+    few = f.few_rows(minimum_rows)
+    if few:
+        return f"needs at least {minimum_rows} rows per language ({why}); too few: {_listing(few)}"
+    return None
+
+
+def _need_pairs(f: _Facts, cfg: MetricsConfig, group: str) -> str | None:
+    need = _MIN_PARALLEL[group]
+    ok, short = f.pairs(None if group == "cka" else cfg.pivot, need)
+    if ok:
+        return None
+    if not f.groups_of:
+        return f"needs {_PARALLEL_WHY}; this corpus has no groups"
+    pairs = f"; pairs and their shared groups: {_listing(short)}" if short else ""
+    return (
+        f"no language pair shares at least {need} translation groups: needs {_PARALLEL_WHY}{pairs}"
+    )
+
+
+def _pair_langs(cfg: MetricsConfig) -> list[str] | None:
+    return cfg.langs[:2] if cfg.langs and len(cfg.langs) >= 2 else None
+
+
+def _check_word_align(f: _Facts, cfg: MetricsConfig, gold: Any) -> str | None:
+    from xalign.metrics._store_align import _pairs_with_gold
+    from xalign.store import resolve_pair_langs
+
+    if gold is None:
+        return "needs gold links (--gold wordalign:DIR)"
+    if not f.store.has_tokens:
+        return "needs token embeddings (re-extract with --tokens)"
+    try:
+        a, b = resolve_pair_langs(f.store.rows, _pair_langs(cfg), f.store.path)
+        _pairs_with_gold(f.store, a, b, gold)
+    except XAlignError as e:
+        return str(e) + ("" if _pair_langs(cfg) else " (name the pair with --langs A,B)")
+    return None
+
+
+def _check_attention(f: _Facts, cfg: MetricsConfig, gold: Any, layers: list[int]) -> str | None:
+    from xalign.store import resolve_pair_langs
+
+    st = f.store
+    if st.attention_mode == "none":
+        return "needs attention maps (re-extract with --attentions head-mean)"
+    if not [x for x in layers if x >= 1 and x in st.attention_layers]:
+        return f"no requested layer {layers} has attention maps (stored: {st.attention_layers})"
+    if gold is not None:
+        try:
+            resolve_pair_langs(st.rows, _pair_langs(cfg), st.path)
+        except XAlignError as e:
+            return f"{e} (name the gold's pair with --langs A,B)"
+    elif not st.has_tokens:
+        return (
+            "needs token embeddings for predicted word links (re-extract with --tokens), "
+            "or gold links (--gold wordalign:DIR)"
+        )
+    return None
+
+
+def _check_group(
+    group: str, f: _Facts, cfg: MetricsConfig, gold: Any, layers: list[int], n_stores: int
+) -> str | None:
+    """Why ``group`` cannot run on this store (None: it can). Reads no arrays."""
+    if group == "clusters":
+        return _need_languages(f, 2, "centroid gaps and silhouettes compare languages")
+    if group == "isotropy":
+        few = f.few_rows(2)
+        return f"needs at least 2 rows per language; too few: {_listing(few)}" if few else None
+    if group == "probe":
+        return _need_languages(
+            f, cfg.cv, f"--cv {cfg.cv} folds need a row of every language in each fold"
+        )
+    if group in _MIN_PARALLEL:
+        return _need_pairs(f, cfg, group)
+    if group == "stores":
+        if cfg.independent:
+            return "compares stores of one corpus; --independent turns comparisons off"
+        if n_stores < 2:
+            return "compares two or more stores of one corpus (before=A after=B)"
+        return None
+    if group == "word_align":
+        return _check_word_align(f, cfg, gold)
+    if group == "attention":
+        return _check_attention(f, cfg, gold, layers)
+    raise AssertionError(group)
+
+
+class _Plan:
+    """Which group runs on which store, decided before any computation."""
+
+    def __init__(self, cfg: MetricsConfig) -> None:
+        self.cfg = cfg
+        self.stores = _open_stores(cfg)
+        if len(self.stores) > 1 and not cfg.independent:
+            _check_same_corpus(self.stores)
+        self.layers: dict[str, list[int]] = {}
+        self.facts: dict[str, _Facts] = {}
+        for label, store in self.stores:
+            if cfg.pooling not in store.poolings:
+                raise ConfigError(
+                    f"pooling {cfg.pooling!r} not in store {store.path} (stored: {store.poolings})"
+                )
+            self.layers[label] = store.resolve_layers(cfg.layers)
+            self.facts[label] = _Facts(label, store, cfg)
+        self.gold = _load_gold(cfg) if "word_align" in cfg.groups or cfg.gold else None
+        self.notes: list[str] = []
+        self.runs: dict[str, list[str]] = {}
+        refused: list[str] = []
+        for label, store in self.stores:
+            self.runs[label] = []
+            for group in cfg.groups:
+                why = _check_group(
+                    group, self.facts[label], cfg, self.gold, self.layers[label], len(self.stores)
+                )
+                if why is None:
+                    self.runs[label].append(group)
+                elif group in cfg.explicit:
+                    refused.append(f"--metrics {group} on store {store.path}: {why}")
+                else:
+                    self.notes.append(f"{group} skipped for {label}: {why}")
+        if refused:
+            more = (
+                f" (and {len(refused) - 1} more: {'; '.join(refused[1:])})" if refused[1:] else ""
+            )
+            raise ConfigError(refused[0] + more)
+
+    def runs_on(self, label: str, group: str) -> bool:
+        return group in self.runs[label]
+
+
+def plan_metrics(config: MetricsConfig) -> list[str]:
+    """Check a request against its stores without computing; returns the notes of ``all``.
+
+    Raises :class:`~xalign.errors.ConfigError` (or a store error) exactly as
+    :func:`compute_metrics` would before its first computation.
+    """
+    return _Plan(config).notes
+
+
+class _Collector:
+    """Frames of the groups that ran; a failing group is recorded and stops for its store."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.frames: list[pd.DataFrame] = []
+        self.notes = notes
+        self.failures: list[str] = []
+        self.stopped: set[tuple[str, str]] = set()
+
+    def run(
+        self, group: str, label: str, where: str, fn: Callable[..., Iterable[Any]], *args: Any
+    ) -> None:
+        """``fn(*args)`` → frames; a failure is recorded (``where`` locates it) and stops
+        ``group`` for this store."""
+        if (label, group) in self.stopped:
+            return
+        try:
+            self.frames.extend(f for f in fn(*args) if len(f))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except XAlignError as e:
+            self._fail(group, label, f"{group} failed for {label}{where}: {e}")
+        except Exception as e:  # keep what the other groups computed; say what broke
+            self._fail(
+                group, label, f"{group} failed for {label}{where}: {type(e).__name__}: "
+                f"{_first_line(e)} (unexpected: please report it)"
+            )  # fmt: skip
+
+    def _fail(self, group: str, label: str, message: str) -> None:
+        self.stopped.add((label, group))
+        self.failures.append(message)
+
+
 def _compute(config: MetricsConfig) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
+    plan = _Plan(config)
+    out = _Collector(plan.notes)
+    total = sum(
+        len(plan.layers[label])
+        for label, _ in plan.stores
+        if any(plan.runs_on(label, g) for g in _SENTENCE_GROUPS)
+    )
+    bar = tqdm(total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False)
+    for label, store in plan.stores:
+        if any(plan.runs_on(label, g) for g in _SENTENCE_GROUPS):
+            _sentence_groups(plan, out, label, store, bar)
+    bar.close()
+    if plan.runs_on(plan.stores[0][0], "stores"):
+        from xalign.metrics._similarity import cka_matrix
+
+        out.run("stores", plan.stores[0][0], "", lambda: [
+            _store_similarity(plan.stores, config, cka_matrix)
+        ])  # fmt: skip
+    _alignment_frames(plan, out)
+    notes = [*out.notes, *(f"FAILED: {m}" for m in out.failures)]
+    if out.frames:
+        results = pd.concat(out.frames, ignore_index=True)
+    else:
+        results = pd.DataFrame({c: pd.Series(dtype=object) for c in RESULTS_COLUMNS})
+    results.attrs["notes"] = notes
+    results.attrs["failures"] = list(out.failures)
+    if out.failures:
+        n = len(out.failures)
+        raise IncompleteResultsError(
+            f"{n} metric group{'s' if n > 1 else ''} failed ({'; '.join(out.failures)}); "
+            f"the other groups' {len(results):,} rows were kept",
+            results,
+        )
+    if not out.frames:
+        raise DataError(
+            "no metric could be computed for these stores and options"
+            + (f": {'; '.join(notes)}" if notes else "")
+        )
+    return results
+
+
+def _sentence_groups(plan: _Plan, out: _Collector, label: str, store: Any, bar: Any) -> None:
+    """The groups computed from pooled sentence vectors, layer by layer, for one store."""
+    config, facts = plan.cfg, plan.facts[label]
+    runs = [g for g in _SENTENCE_GROUPS if plan.runs_on(label, g)]
+    # translation metrics of clusters need a language pair with 2 shared groups
+    translation = facts.any_pair(2)
+    if "clusters" in runs and not translation:
+        plan.notes.append(
+            f"clusters for {label}: translation_contrast and translation_silhouette left out "
+            f"(no language pair shares 2 translation groups; they need {_PARALLEL_WHY})"
+        )
+    for group in ("retrieval", "bucc"):
+        if group in runs:
+            _, short = facts.pairs(config.pivot, _MIN_PARALLEL[group])
+            if short:
+                plan.notes.append(
+                    f"{group} for {label}: language pairs with fewer than {_MIN_PARALLEL[group]} "
+                    f"parallel rows left out: {_listing(short)}"
+                )
+    base = {"pooling": config.pooling}
+    for layer in plan.layers[label]:
+        X, rows = store.sentences(
+            pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
+        )
+        check_finite(X, ids=rows["id"].tolist(), what=f"store {store.path} layer {layer}")
+        grp = rows["group"].to_numpy(dtype=object) if translation else None
+
+        for group in ("clusters", "isotropy", "probe", "retrieval", "bucc", "cka"):
+            if group in runs:
+                out.run(group, label, f" at layer {layer}", _layer_group, group, X, rows, grp,
+                        config, base, store, label, layer)  # fmt: skip
+        bar.update(1)
+
+
+def _layer_group(
+    group: str,
+    X: np.ndarray,
+    rows: pd.DataFrame,
+    grp: np.ndarray | None,
+    config: MetricsConfig,
+    base: dict[str, Any],
+    store: Any,
+    label: str,
+    layer: int,
+) -> list[pd.DataFrame]:
+    return _tidy_layer(_one_group(group, X, rows, grp, config), base, store, label, layer)
+
+
+def _tidy_layer(
+    parts: Iterable[pd.DataFrame], base: dict[str, Any], store: Any, label: str, layer: int
+) -> list[pd.DataFrame]:
+    done = []
+    for part in parts:
+        if len(part):
+            part = part.copy()
+            part["protocol"] = [_add_protocol(p, base) for p in part["protocol"]]
+            done.append(_with_columns(part, store, label, layer))
+    return done
+
+
+def _one_group(
+    group: str, X: np.ndarray, rows: pd.DataFrame, grp: np.ndarray | None, config: MetricsConfig
+) -> list[pd.DataFrame]:
+    """One sentence-level group on one layer's vectors (tidy frames without store columns)."""
     from xalign.metrics._centering import center_by_language
     from xalign.metrics._clusters import cluster_metrics
     from xalign.metrics._isotropy import isotropy_metrics
     from xalign.metrics._probe import language_id_probe
-    from xalign.metrics._similarity import cka_between_languages, cka_matrix
+    from xalign.metrics._similarity import cka_between_languages
 
-    stores = _open_stores(config)
-    if len(stores) > 1 and not config.independent:
-        _check_same_corpus(stores)
-    groups = config.groups
-    frames: list[pd.DataFrame] = []
-    notes: list[str] = []
-    parallel_only = [g for g in ("retrieval", "bucc", "cka") if g in groups]
-    for label, store in stores:
-        if parallel_only and not store.rows["group"].notna().any():
-            why = (
-                f"{', '.join(parallel_only)} on store {store.path}: needs a parallel corpus "
-                "(rows that translate each other share a 'group'); this corpus has no groups"
+    langs = rows["lang"].to_numpy(dtype=object)
+    if group == "clusters":
+        return [
+            cluster_metrics(
+                X,
+                langs,
+                grp,
+                centered=_both(config),
+                sample_size=config.sample_size,
+                seed=config.seed,
+                n_boot=config.bootstrap,
             )
-            if "all" not in config.metrics:
-                raise ConfigError(f"--metrics {why}")
-            notes.append(f"skipped for {label}: {why}")
-    total = sum(len(s.resolve_layers(config.layers)) for _, s in stores)
-    bar = tqdm(total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False)
-    for label, store in stores:
-        if config.pooling not in store.poolings:
-            raise ConfigError(
-                f"pooling {config.pooling!r} not in store {store.path} (stored: {store.poolings})"
+        ]
+    if group == "isotropy":
+        return [isotropy_metrics(X, langs, centered=_both(config), seed=config.seed)]
+    if group == "probe":
+        return [
+            language_id_probe(
+                X,
+                langs,
+                groups=grp,
+                cv=config.cv,
+                seed=config.seed,
+                centered=centered,
+                n_boot=config.bootstrap,
             )
-        for layer in store.resolve_layers(config.layers):
-            X, rows = store.sentences(
-                pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
-            )
-            check_finite(X, ids=rows["id"].tolist(), what=f"store {store.path} layer {layer}")
-            langs = rows["lang"].to_numpy(dtype=object)
-            has_groups = rows["group"].notna().any()
-            grp = rows["group"].to_numpy(dtype=object) if has_groups else None
-            parts: list[pd.DataFrame] = []
-            base = {"pooling": config.pooling}
-            if "clusters" in groups:
-                parts.append(
-                    cluster_metrics(
-                        X,
-                        langs,
-                        grp,
-                        centered=_both(config),
-                        sample_size=config.sample_size,
-                        seed=config.seed,
-                        n_boot=config.bootstrap,
-                    )
+            for centered in config.centerings
+        ]
+    if group in ("retrieval", "bucc"):
+        fn = _retrieval if group == "retrieval" else _bucc
+        return [
+            _records(
+                fn(
+                    center_by_language(X, langs) if centered else X,
+                    rows,
+                    config,
+                    centered,
+                    config.pooling,
                 )
-            if "isotropy" in groups:
-                parts.append(isotropy_metrics(X, langs, centered=_both(config), seed=config.seed))
-            if "probe" in groups and len(set(langs)) > 1:
-                for centered in config.centerings:
-                    parts.append(
-                        language_id_probe(
-                            X,
-                            langs,
-                            groups=grp,
-                            cv=config.cv,
-                            seed=config.seed,
-                            centered=centered,
-                            n_boot=config.bootstrap,
-                        )
-                    )
-            if has_groups:
-                for centered in config.centerings:
-                    Xc = center_by_language(X, langs) if centered else X
-                    if "retrieval" in groups:
-                        parts.append(
-                            _records(_retrieval(Xc, rows, config, centered, config.pooling))
-                        )
-                    if "bucc" in groups:
-                        parts.append(_records(_bucc(Xc, rows, config, centered, config.pooling)))
-                if "cka" in groups:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", UserWarning)
-                        parts.append(cka_between_languages(X, langs, rows["group"].to_numpy()))
-            for part in parts:
-                if len(part):
-                    part = part.copy()
-                    part["protocol"] = [_add_protocol(p, base) for p in part["protocol"]]
-                    frames.append(_with_columns(part, store, label, layer))
-            bar.update(1)
-    bar.close()
-    if "stores" in groups and len(stores) > 1 and not config.independent:
-        frames.append(_store_similarity(stores, config, cka_matrix))
-    frames += _alignment_frames(stores, config, groups, notes)
-    if not frames:
-        raise DataError("no metric could be computed for these stores and options")
-    results = pd.concat(frames, ignore_index=True)
-    results.attrs["notes"] = notes
-    return results
+            )
+            for centered in config.centerings
+        ]
+    if group == "cka":
+        return [_quiet(cka_between_languages, X, langs, rows["group"].to_numpy())]
+    raise AssertionError(group)
+
+
+def _quiet(fn: Callable[..., pd.DataFrame], *args: Any) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return fn(*args)
 
 
 def _load_gold(cfg: MetricsConfig) -> Any:
@@ -382,90 +637,118 @@ def _load_gold(cfg: MetricsConfig) -> Any:
     from xalign.data._wordalign import gold_alignments
 
     path = cfg.gold.split(":", 1)[1] if cfg.gold.startswith("wordalign:") else cfg.gold
+    if not Path(path).exists():
+        raise ConfigError(f"--gold {cfg.gold}: no such folder or file {path}")
     return gold_alignments(path, out_of_range=cfg.gold_out_of_range)  # type: ignore[arg-type]
 
 
-def _alignment_frames(
-    stores: list[tuple[str, Any]], cfg: MetricsConfig, groups: list[str], notes: list[str]
-) -> list[pd.DataFrame]:
-    """Word and attention alignment groups (token-level; only where the stores support them).
+def _attention_pairs(f: _Facts) -> tuple[list[tuple[str, str]], list[str]]:
+    """Language pairs with at least one translation group (the others cannot be compared)."""
+    ok, none = [], []
+    for a, b in itertools.combinations(f.langs, 2):
+        (ok.append((a, b)) if f.shared(a, b) else none.append(f"{a}-{b}"))
+    return ok, none
 
-    Asked for by name, a missing ingredient is an error naming the flag that adds it; under
-    ``all`` the group is skipped with a note.
-    """
+
+def _alignment_frames(plan: _Plan, out: _Collector) -> None:
+    """Word and attention alignment groups (token-level), where the plan runs them."""
+    from xalign.store import pair_attention_exists, resolve_pair_langs
+
+    cfg, gold = plan.cfg, plan.gold
+    pair_langs = _pair_langs(cfg)
+    for label, store in plan.stores:
+        layers = plan.layers[label]
+        if plan.runs_on(label, "word_align"):
+            a, b = resolve_pair_langs(store.rows, pair_langs, store.path)
+            attn = [x for x in layers if x >= 1 and x in store.attention_layers]
+            if not pair_attention_exists(store.path, a, b):
+                attn = []
+                plan.notes.append(
+                    f"attention word alignment skipped for {label}: no pair-mode attention "
+                    f"(python -m xalign.extract ... --pairs {a},{b})"
+                )
+            out.run("word_align", label, "", _word_align, store, label, gold, (a, b), layers, attn)
+        if plan.runs_on(label, "attention"):
+            attn_layers = [x for x in layers if x >= 1 and x in store.attention_layers]
+            if gold is not None:
+                calls = [list(resolve_pair_langs(store.rows, pair_langs, store.path))]
+            else:
+                facts = plan.facts[label]
+                pairs, missing = _attention_pairs(facts)
+                if missing:
+                    plan.notes.append(
+                        f"attention for {label}: pattern agreement left out for language pairs "
+                        f"without translation groups: {_listing(missing)}"
+                    )
+                if not missing:
+                    calls = [facts.langs]
+                else:  # one call per comparable pair, one per language left (entropy only)
+                    alone = [x for x in facts.langs if not any(x in p for p in pairs)]
+                    calls = [list(p) for p in pairs] + [[x] for x in alone]
+            out.run("attention", label, "", _attention, store, label, gold, calls, attn_layers)
+    if "attention" in cfg.groups and len(plan.stores) > 1 and not cfg.independent:
+        (la, a), rest = plan.stores[0], plan.stores[1:]
+        for lb, b in rest:
+            has = [s.attention_mode != "none" for s in (a, b)]
+            if all(has):
+                out.run("attention", la, f" (distance to {lb})", _attention_distance, a, b, la)
+            elif any(has):
+                plan.notes.append(
+                    f"attention distance {la} vs {lb} skipped: only one of them has attention maps"
+                )
+
+
+def _tidy_token(df: pd.DataFrame, store: Any, label: str) -> pd.DataFrame:
+    """A token-level frame (with its own ``layer`` column) in the results columns."""
+    return _with_columns(df.drop(columns="layer"), store, label, 0).assign(
+        layer=df["layer"].to_numpy()
+    )
+
+
+def _word_align(
+    store: Any, label: str, gold: Any, pair: tuple[str, str], layers: list[int], attn: list[int]
+) -> list[pd.DataFrame]:
     from xalign.metrics._store_align import (
-        attention_alignment_metrics,
-        attention_store_distance,
         attention_word_alignment_metrics,
         word_alignment_metrics,
     )
-    from xalign.store import pair_attention_exists, resolve_pair_langs
 
-    explicit = "all" not in cfg.metrics
-    frames = []
-    gold = _load_gold(cfg) if "word_align" in groups else None
-    pair_langs = cfg.langs[:2] if cfg.langs and len(cfg.langs) >= 2 else None
-    for label, store in stores:
-        layers = store.resolve_layers(cfg.layers)
+    parts = [
+        _tidy_token(word_alignment_metrics(store, gold, langs=pair, layers=layers), store, label)
+    ]
+    if attn:
+        df = attention_word_alignment_metrics(store, gold, langs=pair, layers=attn)
+        parts.append(_tidy_token(df, store, label))
+    return parts
 
-        def add(df: pd.DataFrame, store: Any = store, label: str = label) -> None:
-            if len(df):
-                frames.append(
-                    _with_columns(df.drop(columns="layer"), store, label, 0).assign(
-                        layer=df["layer"].to_numpy()
-                    )
-                )
 
-        if "word_align" in groups:
-            missing = None if gold is not None else "gold links (--gold wordalign:DIR)"
-            if missing is None and not store.has_tokens:
-                missing = "token embeddings (re-extract with --tokens)"
-            if missing and explicit:
-                raise ConfigError(f"--metrics word_align on store {store.path} needs {missing}")
-            if missing:
-                notes.append(f"word_align skipped for {label}: needs {missing}")
-            else:
-                assert gold is not None
-                add(word_alignment_metrics(store, gold, langs=pair_langs, layers=layers))
-                a, b = resolve_pair_langs(store.rows, pair_langs, store.path)
-                if pair_attention_exists(store.path, a, b):
-                    attn = [x for x in layers if x >= 1]
-                    add(attention_word_alignment_metrics(store, gold, langs=(a, b), layers=attn))
-                else:
-                    notes.append(
-                        f"attention word alignment skipped for {label}: no pair-mode attention "
-                        f"(python -m xalign.extract ... --pairs {a},{b})"
-                    )
-        if "attention" in groups:
-            if store.attention_mode == "none":
-                msg = (
-                    f"store {store.path} has no attentions; re-extract with --attentions head-mean"
-                )
-                if explicit:
-                    raise ConfigError(f"--metrics attention: {msg}")
-                notes.append(f"attention skipped for {label}: {msg}")
-            else:
-                attn_layers = [x for x in layers if x >= 1 and x in store.attention_layers]
-                add(
-                    attention_alignment_metrics(
-                        store,
-                        langs=pair_langs,
-                        layers=attn_layers,
-                        links="gold" if gold is not None else "predicted",
-                        gold=gold,
-                    )
-                )
-    if "attention" in groups and len(stores) > 1 and not cfg.independent:
-        (la, a), rest = stores[0], stores[1:]
-        for _, b in rest:
-            if a.attention_mode != "none" and b.attention_mode != "none":
-                df = attention_store_distance(a, b)
-                frames.append(
-                    _with_columns(df.drop(columns="layer"), a, la, 0).assign(
-                        layer=df["layer"].to_numpy()
-                    )
-                )
-    return frames
+def _attention(
+    store: Any, label: str, gold: Any, calls: list[list[str]], layers: list[int]
+) -> list[pd.DataFrame]:
+    from xalign.metrics._store_align import attention_alignment_metrics
+
+    parts: list[pd.DataFrame] = []
+    seen: set[str] = set()
+    for langs in calls:
+        df = attention_alignment_metrics(
+            store,
+            langs=langs,
+            layers=layers,
+            links="gold" if gold is not None else "predicted",
+            gold=gold,
+        )
+        # a language in several pairs: its entropy is the same number each time, kept once
+        ent = df["metric"].eq("attention_entropy")
+        df = df[~(ent & df["lang"].isin(seen))]
+        seen.update(langs)
+        parts.append(_tidy_token(df, store, label))
+    return parts
+
+
+def _attention_distance(a: Any, b: Any, label: str) -> list[pd.DataFrame]:
+    from xalign.metrics._store_align import attention_store_distance
+
+    return [_tidy_token(attention_store_distance(a, b), a, label)]
 
 
 def _both(cfg: MetricsConfig) -> Any:

@@ -1,0 +1,196 @@
+"""Options of the metrics runner, kept free of heavy imports (the CLI parser reads them).
+
+Nothing here imports numpy, pandas, scikit-learn, torch or zarr: ``python -m xalign.metrics
+--help`` and argument errors answer before any of them is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xalign.errors import ConfigError
+
+__all__ = [
+    "BACKENDS",
+    "CENTERINGS",
+    "METRIC_GROUPS",
+    "OUT_SUFFIXES",
+    "SCORINGS",
+    "MetricsConfig",
+    "default_out",
+    "split_store_arg",
+]
+
+#: Metric groups of ``--metrics`` (``all`` = every group the stores support).
+METRIC_GROUPS = (
+    "retrieval",
+    "clusters",
+    "probe",
+    "cka",
+    "isotropy",
+    "bucc",
+    "stores",
+    "word_align",
+    "attention",
+)
+SCORINGS = ("cosine", "margin", "csls")
+CENTERINGS = ("raw", "centered", "both")
+BACKENDS = ("auto", "numpy", "faiss", "faiss-gpu")
+GOLD_OUT_OF_RANGE = ("error", "drop")
+#: Output types of the results table.
+OUT_SUFFIXES = (".parquet", ".csv")
+
+
+def _str_list(value: Any, flag: str) -> list[str]:
+    if isinstance(value, str):
+        return [x.strip() for x in value.split(",") if x.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(x, str) for x in value):
+        return [x.strip() for x in value if x.strip()]
+    raise ConfigError(f"{flag} {value!r}: expected a comma-separated string or a list of strings")
+
+
+def _one_str(value: Any, flag: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{flag} {value!r}: expected a non-empty string")
+
+
+def _int_at_least(value: Any, flag: str, minimum: int, note: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{flag} {value!r}: invalid int value")
+    if value < minimum:
+        raise ConfigError(f"{flag} {value}: expected an integer >= {minimum}{note}")
+
+
+def _choice(value: Any, flag: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{flag} {value!r}: allowed values are {', '.join(allowed)}")
+
+
+def _switch(value: Any, flag: str) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{flag} {value!r}: expected true or false")
+
+
+@dataclass
+class MetricsConfig:
+    """Options of ``python -m xalign.metrics`` (written beside the results as JSON).
+
+    ``stores`` are paths or ``label=path``; labels become the ``checkpoint`` column. Every
+    value is checked here with the same rule and message as its command-line flag, so the
+    Python API, a TOML file and the flags fail alike.
+    """
+
+    stores: list[str] = field(default_factory=list)
+    out: str | None = None
+    metrics: list[str] = field(default_factory=lambda: ["all"])
+    pooling: str = "mean"
+    layers: str = "all"
+    langs: list[str] | None = None
+    pivot: str | None = "eng"
+    scoring: list[str] = field(default_factory=lambda: ["cosine", "margin"])
+    k: int = 4
+    dedup: bool = True
+    centering: str = "both"
+    bootstrap: int = 1000
+    sample_size: int = 5000
+    cv: int = 5
+    seed: int = 0
+    backend: str = "auto"
+    independent: bool = False
+    gold: str | None = None
+    gold_out_of_range: str = "error"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stores, str):
+            self.stores = [self.stores]
+        if not isinstance(self.stores, list | tuple) or not all(
+            isinstance(s, str | os.PathLike) for s in self.stores
+        ):
+            raise ConfigError(f"stores {self.stores!r}: expected a list of store folders")
+        self.stores = [os.fspath(s) for s in self.stores]
+        self.metrics = _str_list(self.metrics, "--metrics")
+        self.scoring = _str_list(self.scoring, "--scoring")
+        if self.langs is not None:
+            self.langs = _str_list(self.langs, "--langs") or None
+        bad = [m for m in self.metrics if m != "all" and m not in METRIC_GROUPS]
+        if bad or not self.metrics:
+            raise ConfigError(
+                f"--metrics {bad or '(empty)'}: allowed values are all, {', '.join(METRIC_GROUPS)}"
+            )
+        bad = [s for s in self.scoring if s not in SCORINGS]
+        if bad or not self.scoring:
+            raise ConfigError(
+                f"--scoring {bad or '(empty)'}: allowed values are {', '.join(SCORINGS)}"
+            )
+        _one_str(self.pooling, "--pooling")
+        if isinstance(self.layers, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in self.layers
+        ):
+            self.layers = ",".join(map(str, self.layers))
+        _one_str(self.layers, "--layers")
+        _one_str(self.pivot, "--pivot", optional=True)
+        if self.pivot == "none":
+            self.pivot = None
+        _one_str(self.out, "--out", optional=True)
+        _one_str(self.gold, "--gold", optional=True)
+        _int_at_least(self.k, "--k", 1)
+        _int_at_least(self.bootstrap, "--bootstrap", 0, " (0 = no intervals)")
+        _int_at_least(self.sample_size, "--sample-size", 4)
+        _int_at_least(self.cv, "--cv", 2)
+        _int_at_least(self.seed, "--seed", 0)
+        _choice(self.centering, "--centering", CENTERINGS)
+        _choice(self.backend, "--backend", BACKENDS)
+        _choice(self.gold_out_of_range, "--gold-out-of-range", GOLD_OUT_OF_RANGE)
+        _switch(self.dedup, "--no-dedup")
+        _switch(self.independent, "--independent")
+        _switch(self.progress, "--no-progress")
+        if not self.stores:
+            raise ConfigError("no stores given: pass one or more store folders (or label=path)")
+
+    @property
+    def groups(self) -> list[str]:
+        """The groups to run, in catalogue order."""
+        if "all" in self.metrics:
+            return list(METRIC_GROUPS)
+        return [g for g in METRIC_GROUPS if g in self.metrics]
+
+    @property
+    def explicit(self) -> set[str]:
+        """Groups asked for by name: only these may fail the run (``all`` skips with a note)."""
+        return {m for m in self.metrics if m != "all"}
+
+    @property
+    def centerings(self) -> list[bool]:
+        return {"raw": [False], "centered": [True], "both": [False, True]}[self.centering]
+
+    @property
+    def store_paths(self) -> list[str]:
+        """The store folders, without their labels."""
+        return [split_store_arg(s)[1] for s in self.stores]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_store_arg(arg: str) -> tuple[str | None, str]:
+    """``label=path`` → (label, path); a bare path (even one with ``=`` in it) → (None, path)."""
+    if "=" in arg and not Path(arg).exists():
+        label, path = arg.split("=", 1)
+        return label, path
+    return None, arg
+
+
+def default_out(first_store: str) -> Path:
+    """Where results go without ``--out``: beside the first store, never inside it.
+
+    ``runs/tatoeba-e5`` → ``runs/tatoeba-e5.results.parquet`` (its resolved config:
+    ``runs/tatoeba-e5.results.config.json``).
+    """
+    p = Path(os.path.abspath(first_store))
+    return p.parent / f"{p.name}.results.parquet"
