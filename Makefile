@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-dev demo test lint clean
+.PHONY: install install-dev demo test docs lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev,app,umap,export,scale]"
+	$(PIP) install -q -e ".[dev,app,umap,export,scale,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,10 +31,15 @@ demo: install
 test: install-dev
 	$(PY) -m pytest -q
 
+# the documentation site → site/index.html (offline; warnings are errors)
+docs: install
+	$(PIP) install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 lint: install-dev
 	$(VENV)/bin/ruff check xalign dashboards tests benchmarks experiments
 	$(VENV)/bin/ruff format --check xalign dashboards tests benchmarks experiments
 	$(VENV)/bin/mypy xalign
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

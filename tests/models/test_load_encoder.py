@@ -153,7 +153,8 @@ def test_offline_missing_model_message():
     assert msg == (
         "cannot load model 'definitely/not-a-model-xyz' offline: not a local folder and not in "
         "the Hugging Face cache; download it once online (huggingface-cli download "
-        "definitely/not-a-model-xyz) or pass a local folder path"
+        "definitely/not-a-model-xyz) and then run with HF_HUB_OFFLINE=1, or pass a local folder "
+        "path (a model saved with save_pretrained)"
     )
     assert "\n" not in msg
     assert info.value.__cause__ is not None
@@ -270,3 +271,76 @@ def test_encoder_decoder_checkpoint_loads_its_encoder(tmp_path):
             output_hidden_states=True,
         )
     assert len(out.hidden_states) == 3
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Counts calls into transformers' loaders; none may reach a network from a test."""
+    import transformers
+
+    calls = []
+
+    def refuse(klass, *args, **kwargs):
+        calls.append((klass.__name__, kwargs.get("local_files_only")))
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    for cls_name in ("AutoConfig", "AutoModel", "AutoTokenizer"):
+        monkeypatch.setattr(getattr(transformers, cls_name), "from_pretrained", classmethod(refuse))
+    return calls
+
+
+def test_unreachable_hub_fails_at_once_with_the_hint(monkeypatch, no_download):
+    """An uncached hub model with no network: one probe, no download attempt, the how-to."""
+    from xalign.models import _load
+
+    probes = []
+    monkeypatch.setattr(_load, "hub_reachable", lambda *a, **k: probes.append(a) or False)
+    for _ in range(2):  # every time, not only the first
+        with pytest.raises(ModelLoadError) as info:
+            load_encoder("someone/uncached-model", device="cpu", local_files_only=False)
+        msg = str(info.value)
+        assert "is unreachable" in msg and "not in the Hugging Face cache" in msg
+        assert "HF_HUB_OFFLINE=1" in msg and "local folder path" in msg and "\n" not in msg
+    assert no_download == [] and len(probes) == 2
+
+
+def test_reachable_hub_that_fails_still_gives_the_hint_after_one_try(monkeypatch, no_download):
+    from xalign.models import _load
+
+    monkeypatch.setattr(_load, "hub_reachable", lambda *a, **k: True)
+    with pytest.raises(ModelLoadError) as info:
+        load_encoder("someone/uncached-model", device="cpu", local_files_only=False)
+    msg = str(info.value)
+    assert "hub did not provide it" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert no_download == [("AutoConfig", False)]  # one attempt; our code adds no retry loop
+
+
+def test_unreachable_hub_loads_a_cached_model_offline(saved, tmp_path, monkeypatch, no_download):
+    from huggingface_hub import constants
+
+    from xalign.models import _load
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny--bert"
+    shutil.copytree(saved["bert"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(_load, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(ModelLoadError):
+        load_encoder("tiny/bert", device="cpu", local_files_only=False)
+    # the spies stand in for the loaders: every call is for local files only (no network)
+    assert no_download and {flag for _, flag in no_download} == {True}
+
+
+def test_hub_probe_answers_fast_without_a_network():
+    """The probe itself: an address that cannot be resolved is 'unreachable', once per URL."""
+    import time
+
+    from xalign.models._load import _hub_probe, hub_reachable
+
+    url = "https://hub.invalid"  # RFC 2606: never resolves
+    t0 = time.perf_counter()
+    assert hub_reachable(url, timeout=1.0) is False
+    assert time.perf_counter() - t0 < 30  # bounded by the timeout, never by retries
+    assert _hub_probe[url] is False and hub_reachable(url) is False

@@ -97,3 +97,87 @@ def test_bad_input_is_one_line_exit_2(
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' loading bars
     if message:
         assert last.startswith("error: ") and message in last
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fails the test if training (and so the model load) starts: the checks come first."""
+    import xalign.train._trainer as trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although --out is unusable")
+
+    monkeypatch.setattr(trainer, "train", refuse)
+
+
+@pytest.mark.parametrize(
+    ("make_out", "message"),
+    [
+        (lambda d: d["file"], "a file stands where a folder is expected"),
+        (lambda d: "/proc/xalign-test/run", "cannot write there"),
+        (lambda d: d["data"], "is also an input of this command"),
+        (lambda d: d["data"] / "run", "lies inside the input"),
+        (lambda d: d["neighbours"].parent, "would contain the input"),
+        (lambda d: d["model"], "is also an input of this command"),
+        (lambda d: d["store"] / "run", "lies inside the store"),
+    ],
+    ids=["file", "proc", "data", "in-data", "holds-neighbours", "model", "in-store"],
+)
+def test_out_is_checked_before_the_model_loads(make_out, message, tmp_path, capsys, no_training):
+    data = tmp_path / "sib"
+    data.mkdir()
+    neighbours = tmp_path / "nb" / "neighbours.json"
+    neighbours.parent.mkdir()
+    neighbours.write_text("{}", encoding="utf-8")
+    model = tmp_path / "model"
+    model.mkdir()
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "manifest.json").write_text('{"format": "xalign-store"}', encoding="utf-8")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x", encoding="utf-8")
+    where = {"data": data, "neighbours": neighbours, "model": model, "store": store, "file": a_file}
+    out = make_out(where)
+    argv = ["--model", str(model), "--data", f"sib200:{data}", "--neighbours", str(neighbours),
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and message in err and err.count("\n") == 1
+    assert a_file.read_text(encoding="utf-8") == "x" and neighbours.is_file()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('epochs = "many"', "epochs = 'many': invalid int value (as for --epochs)"),
+        ("out = 3", "out = 3: expected a string (as for --out)"),
+        ('method = "sgd"', "method = 'sgd'"),
+        ("overwrite = 1", "expected true or false (the switch --overwrite)"),
+    ],
+)
+def test_toml_values_are_checked_like_flags(toml, message, tmp_path, capsys, no_training):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml + "\n", encoding="utf-8")
+    assert main(["--config", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    """``--help`` and argument errors answer before torch / pandas load (they take seconds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from xalign.train.__main__ import main\n"
+        "for argv in (['--help'], ['--epochs', 'x'], ['--method', 'sgd']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'pandas', 'transformers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr

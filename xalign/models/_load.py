@@ -127,6 +127,59 @@ def _env_offline() -> bool:
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
+#: How long :func:`hub_reachable` waits for the hub's address and a TCP connection.
+HUB_PROBE_TIMEOUT_S = 3.0
+_hub_probe: dict[str, bool] = {}
+
+
+def _hub_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.ENDPOINT)
+    except (ImportError, AttributeError):  # pragma: no cover - transformers depends on it
+        return "https://huggingface.co"
+
+
+def hub_reachable(endpoint: str | None = None, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hugging Face hub opens within ``timeout`` seconds.
+
+    Asked once per process and endpoint, before any download: without it, an unreachable hub
+    costs five retries (about 35 s) in huggingface_hub before the load fails. The name lookup
+    runs in a daemon thread so that a hanging resolver cannot hold the caller longer.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    url = endpoint or _hub_endpoint()
+    if url in _hub_probe:
+        return _hub_probe[url]
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True, name="xalign-hub-probe")
+    worker.start()
+    worker.join(timeout + 0.5)
+    _hub_probe[url] = bool(result and result[0])
+    return _hub_probe[url]
+
+
+def _offline_hint(name: str) -> str:
+    return (
+        f"download it once online (huggingface-cli download {name}) and then run with "
+        "HF_HUB_OFFLINE=1, or pass a local folder path (a model saved with save_pretrained)"
+    )
+
 
 # --------------------------------------------------------------------------- hashing
 
@@ -267,12 +320,11 @@ def _load_error(
     if offline:
         return _NotAvailableError(
             f"cannot load model '{name}' offline: not a local folder and not in the Hugging Face "
-            f"cache; download it once online (huggingface-cli download {name}) or pass a local "
-            "folder path"
+            f"cache; {_offline_hint(name)}"
         )
     return _NotAvailableError(
         f"cannot load model '{name}': not a local folder and the Hugging Face hub did not "
-        f"provide it ({detail})"
+        f"provide it ({detail}); {_offline_hint(name)}"
     )
 
 
@@ -453,6 +505,8 @@ def load_encoder(
     }
     if name == E5_SMALL or (name in _BUNDLED_ALIASES and not Path(name).is_dir()):
         return _load_bundled_e5(requested=name, **options)
+    if not offline and not Path(name).expanduser().is_dir() and not _looks_like_path(name):
+        offline = _offline_when_unreachable(name, revision)
     try:
         return _load_hf(name, name=name, revision=revision, offline=offline, **options)
     except _NotAvailableError:
@@ -464,6 +518,26 @@ def load_encoder(
         E5_SMALL,
     )
     return _load_bundled_e5(requested=name, **options)
+
+
+def _offline_when_unreachable(name: str, revision: str | None) -> bool:
+    """True (load from the cache only) when the hub cannot be reached, said at once.
+
+    A cached model then loads without a network; an uncached one fails now with the how-to
+    (``HF_HUB_OFFLINE``, a local folder) instead of after the download's retries.
+    """
+    endpoint = _hub_endpoint()
+    if hub_reachable(endpoint):
+        return False
+    if _hub_snapshot(name, revision) is None and name != _UPSTREAM_E5:
+        raise _NotAvailableError(
+            f"cannot load model '{name}': the Hugging Face hub ({endpoint}) is unreachable and "
+            f"the model is not in the Hugging Face cache; {_offline_hint(name)}"
+        )
+    logger.warning(
+        "the Hugging Face hub (%s) is unreachable: loading %r from the cache", endpoint, name
+    )
+    return True
 
 
 def _load_bundled_e5(*, requested: str, **options: Any) -> Encoder:

@@ -4,22 +4,50 @@ Projections are comparable across layers and checkpoints (one shared PCA fit; UM
 layouts chained by initialisation and Procrustes-aligned, see :class:`Projector`), seeded, and
 sampled per language with the sampled rows recorded. ``python -m xalign.project`` precomputes
 them; the dashboard only reads the cache.
+
+The public names are imported on first use, so ``python -m xalign.project --help`` and its
+argument errors answer before numpy, pandas or scikit-learn are loaded.
 """
 
 from __future__ import annotations
 
-from xalign.project._cache import (
-    find_fit,
-    fit_entries,
-    load_projection,
-    projection_index,
-    read_index,
-    store_id,
-    write_projections,
-)
-from xalign.project._projector import METHODS, Method, Projector, prepare_block, procrustes_align
-from xalign.project._run import ProjectConfig, project_stores
-from xalign.project._sample import stratified_sample
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xalign.project._cache import (
+        find_fit,
+        fit_entries,
+        load_projection,
+        projection_index,
+        read_index,
+        read_projection_file,
+        store_id,
+        write_projections,
+    )
+    from xalign.project._config import METHODS, Method, ProjectConfig
+    from xalign.project._projector import Projector, prepare_block, procrustes_align
+    from xalign.project._run import project_stores
+    from xalign.project._sample import stratified_sample
+
+_WHERE = {
+    "METHODS": "_config",
+    "Method": "_config",
+    "ProjectConfig": "_config",
+    "Projector": "_projector",
+    "find_fit": "_cache",
+    "fit_entries": "_cache",
+    "load_projection": "_cache",
+    "prepare_block": "_projector",
+    "procrustes_align": "_projector",
+    "project_stores": "_run",
+    "projection_index": "_cache",
+    "read_index": "_cache",
+    "read_projection_file": "_cache",
+    "store_id": "_cache",
+    "stratified_sample": "_sample",
+    "write_projections": "_cache",
+}
 
 __all__ = [
     "METHODS",
@@ -34,7 +62,21 @@ __all__ = [
     "project_stores",
     "projection_index",
     "read_index",
+    "read_projection_file",
     "store_id",
     "stratified_sample",
     "write_projections",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
-from xalign.project._projector import METHODS
-from xalign.project._run import ProjectConfig
+from xalign.project._config import METHODS, ProjectConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -99,10 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        from xalign.errors import StoreError
+
+        cfg = config_from_args(ProjectConfig, args, config_file=args.config, parser=parser)
+        # A mistyped store path is an argument error: answered before the heavy imports.
+        for store in cfg.stores:
+            if not (Path(store) / "manifest.json").is_file():
+                raise StoreError(f"{store}: not an xalign store (no manifest.json)")
+
         from xalign._io import write_json
         from xalign.project._run import project_stores
 
-        cfg = config_from_args(ProjectConfig, args, config_file=args.config, parser=parser)
         entries = project_stores(cfg, log=print)
         for store in cfg.stores:
             write_json(Path(store) / "projections" / "config.json", cfg.to_dict())

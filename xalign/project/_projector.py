@@ -20,22 +20,19 @@ projected so that a layer slider, or a before/after pair, does not jump arbitrar
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from xalign.errors import ConfigError, DataError
+from xalign.project._config import CONTINUE_LEARNING_RATE, METHODS, Method, check_params
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["METHODS", "Method", "Projector", "prepare_block", "procrustes_align"]
-
-Method = Literal["pca", "umap", "tsne"]
-METHODS: tuple[str, ...] = get_args(Method)
-_METRICS = ("cosine", "euclidean")
 
 
 def prepare_block(X: ArrayLike, *, normalize: bool = True) -> NDArray[np.float64]:
@@ -195,20 +192,16 @@ class Projector(BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method={self.method!r}: allowed values are {', '.join(METHODS)}")
-        if self.metric not in _METRICS:
-            raise ConfigError(f"metric={self.metric!r}: allowed values are {', '.join(_METRICS)}")
-        if not isinstance(self.n_components, int) or self.n_components < 1:
-            raise ConfigError(f"n_components={self.n_components!r}: expected a positive integer")
-        if not isinstance(self.n_neighbors, int) or self.n_neighbors < 2:
-            raise ConfigError(f"n_neighbors={self.n_neighbors!r}: expected an integer >= 2")
-        if not 0.0 <= float(self.min_dist) <= 1.0:
-            raise ConfigError(f"min_dist={self.min_dist!r}: expected a number in [0, 1]")
-        if float(self.perplexity) <= 0:
-            raise ConfigError(f"perplexity={self.perplexity!r}: expected a positive number")
-        if self.n_iter is not None and (not isinstance(self.n_iter, int) or self.n_iter < 1):
-            raise ConfigError(f"n_iter={self.n_iter!r}: expected a positive integer or None")
+        check_params(
+            method=self.method,
+            metric=self.metric,
+            n_components=self.n_components,
+            n_neighbors=self.n_neighbors,
+            min_dist=self.min_dist,
+            perplexity=self.perplexity,
+            n_iter=self.n_iter,
+            random_state=self.random_state,
+        )
 
     @staticmethod
     def _as_blocks(X: Any) -> tuple[Sequence[Any], bool]:
@@ -230,7 +223,14 @@ class Projector(BaseEstimator):
         return prepare_block(B, normalize=self.normalize)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any = None, *, init_from: Sequence[int | None] | None = None):
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        init_from: Sequence[int | None] | None = None,
+        on_block: Callable[[int], Any] | None = None,
+    ):
         """Fit all blocks of ``X`` (a 2-D array, or a sequence of them) jointly.
 
         ``X`` may be any sequence whose items are read one at a time (a lazy reader over a
@@ -244,6 +244,9 @@ class Projector(BaseEstimator):
             UMAP / t-SNE: for each block, the index of an earlier block (same number of rows,
             rows matched 1:1) whose layout initialises it; None = its own PCA layout.
             Default: the previous block. Ignored by PCA.
+        on_block : callable, optional
+            Called with a block's index as soon as its layout is final (a progress bar
+            advances once per layout, not once per fit).
 
         Returns
         -------
@@ -251,10 +254,11 @@ class Projector(BaseEstimator):
         """
         self._check_params()
         blocks, _ = self._as_blocks(X)
+        done = on_block or (lambda _i: None)
         if self.method == "pca":
-            self._fit_pca(blocks)
+            self._fit_pca(blocks, done)
         else:
-            self._fit_chain(blocks, init_from)
+            self._fit_chain(blocks, init_from, done)
         self.n_blocks_ = len(blocks)
         return self
 
@@ -288,7 +292,7 @@ class Projector(BaseEstimator):
             )
         return ((Z - self.mean_) @ self.components_.T).astype(np.float32)
 
-    def _fit_pca(self, blocks: Sequence[Any]) -> None:
+    def _fit_pca(self, blocks: Sequence[Any], done: Callable[[int], Any]) -> None:
         total = 0
         s1: NDArray[np.float64] | None = None
         s2: NDArray[np.float64] | None = None
@@ -327,9 +331,15 @@ class Projector(BaseEstimator):
             var = float((zc * zc).sum())
             ec = E.astype(np.float64) - E.mean(axis=0)
             self.block_explained_.append(float((ec * ec).sum()) / var if var > 0 else 0.0)
+            done(i)
         self.init_from_: list[int | None] = [None] * len(blocks)
 
-    def _fit_chain(self, blocks: Sequence[Any], init_from: Sequence[int | None] | None) -> None:
+    def _fit_chain(
+        self,
+        blocks: Sequence[Any],
+        init_from: Sequence[int | None] | None,
+        done: Callable[[int], Any],
+    ) -> None:
         n_blocks = len(blocks)
         if init_from is None:
             init_from = [None, *range(n_blocks - 1)]
@@ -364,6 +374,7 @@ class Projector(BaseEstimator):
             r = _rms_radius(Y)
             raw_scale.append(r if r > 0 else 1.0)
             self.embeddings_.append((Y / r if r > 0 else Y).astype(np.float32))
+            done(i)
         self.init_from_ = [None if j is None else int(j) for j in init_from]
 
     def _fit_one(
@@ -414,5 +425,8 @@ class Projector(BaseEstimator):
                 init=start.astype(np.float32),
                 random_state=self.random_state,
                 n_epochs=self.n_iter,
+                # A continued layout starts finished: a small first step keeps its clusters
+                # where they were (see CONTINUE_LEARNING_RATE); a fresh one uses UMAP's own.
+                learning_rate=1.0 if scale is None else CONTINUE_LEARNING_RATE,
             )
             return np.asarray(model.fit_transform(Z.astype(np.float32)), dtype=np.float64)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,92 +20,13 @@ from xalign.project._cache import (
     store_id,
     write_projections,
 )
-from xalign.project._projector import METHODS, Projector
+from xalign.project._config import ProjectConfig
 from xalign.project._sample import stratified_sample
 
 if TYPE_CHECKING:
     from xalign.store import Store
 
 __all__ = ["ProjectConfig", "project_stores"]
-
-
-@dataclass
-class ProjectConfig:
-    """Options of ``python -m xalign.project`` (recorded in every index entry).
-
-    Stores extracted from the same corpus are fitted together (one shared PCA; UMAP / t-SNE
-    layouts of the later stores start from the first store's same layer) unless
-    ``independent``.
-    """
-
-    stores: list[str] = field(default_factory=list)
-    methods: list[str] = field(default_factory=lambda: ["pca"])
-    layers: str = "all"
-    pooling: str = "mean"
-    sample: int | None = None
-    seed: int = 0
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    perplexity: float = 30.0
-    metric: str = "cosine"
-    n_iter: int | None = None
-    independent: bool = False
-    overwrite: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.methods, str):
-            self.methods = [m.strip() for m in self.methods.split(",") if m.strip()]
-        if isinstance(self.stores, str):
-            self.stores = [self.stores]
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad or not self.methods:
-            raise ConfigError(
-                f"--methods {bad or '(empty)'}: allowed values are {', '.join(METHODS)}"
-            )
-        self.methods = list(dict.fromkeys(self.methods))
-        if self.sample is not None and (
-            isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 1
-        ):
-            raise ConfigError(f"--sample {self.sample!r}: expected a positive number per language")
-        if not self.stores:
-            raise ConfigError("no stores given: pass one or more store folders")
-        # Validates the remaining options once, here, with the estimator's own messages.
-        for m in self.methods:
-            self.projector(m)._check_params()
-
-    def params(self, method: str) -> dict[str, Any]:
-        """The parameters that change ``method``'s coordinates."""
-        if method == "pca":
-            return {"normalize": True}
-        if method == "umap":
-            return {
-                "normalize": True,
-                "n_neighbors": self.n_neighbors,
-                "min_dist": self.min_dist,
-                "metric": self.metric,
-                "n_iter": self.n_iter,
-            }
-        return {
-            "normalize": True,
-            "perplexity": self.perplexity,
-            "metric": self.metric,
-            "n_iter": self.n_iter,
-        }
-
-    def projector(self, method: str) -> Projector:
-        return Projector(
-            method,  # type: ignore[arg-type]
-            n_neighbors=self.n_neighbors,
-            min_dist=self.min_dist,
-            perplexity=self.perplexity,
-            metric=self.metric,
-            random_state=self.seed,
-            n_iter=self.n_iter,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class _Blocks(Sequence):  # type: ignore[type-arg]
@@ -147,9 +69,17 @@ def _scheme(method: str, stores: list[Store]) -> str:
 
 
 def _fit_group(
-    cfg: ProjectConfig, method: str, stores: list[Store], layers: list[int], rows: np.ndarray
+    cfg: ProjectConfig,
+    method: str,
+    stores: list[Store],
+    layers: list[int],
+    rows: np.ndarray,
+    on_block: Callable[[int], Any],
 ) -> list[list[np.ndarray]]:
-    """Layouts ``[store][layer]`` of one group of stores over the same rows."""
+    """Layouts ``[store][layer]`` of one group of stores over the same rows.
+
+    ``on_block`` is called once per finished layout (a progress bar's unit of work).
+    """
     from xalign.project._projector import procrustes_align
 
     pairs = [(s, layer) for s in stores for layer in layers]
@@ -160,7 +90,7 @@ def _fit_group(
         out: list[list[np.ndarray]] = []
         for s in stores:
             emb = cfg.projector("pca").fit_transform(
-                _Blocks([(s, x) for x in layers], cfg.pooling, rows)
+                _Blocks([(s, x) for x in layers], cfg.pooling, rows), on_block=on_block
             )
             if out:
                 emb = [
@@ -174,9 +104,63 @@ def _fit_group(
         for i in range(nl):
             init_from.append((i - 1 if i else None) if k == 0 else i)
     emb = cfg.projector(method).fit_transform(
-        _Blocks(pairs, cfg.pooling, rows), init_from=init_from
+        _Blocks(pairs, cfg.pooling, rows), init_from=init_from, on_block=on_block
     )
     return [emb[k * nl : (k + 1) * nl] for k in range(len(stores))]
+
+
+def _check_stores(stores: list[Store]) -> None:
+    """Refuse what would make projection write where it must not, before any fit.
+
+    Projection writes only into each store's own ``projections/`` folder. A store given
+    twice, a store inside another one, or a ``projections/`` link that leads out of its store
+    (into another store, say) is refused, and the folder must take a file now, not after
+    minutes of fitting.
+    """
+    from xalign._io import ensure_writable_dir
+    from xalign.project._cache import FOLDER, _folder
+
+    real = [Path(os.path.realpath(s.path)) for s in stores]
+    for i, a in enumerate(real):
+        for j, b in enumerate(real[:i]):
+            if a == b:
+                raise ConfigError(
+                    f"store {stores[i].path} is given twice (also as {stores[j].path})"
+                )
+            if a in b.parents or b in a.parents:
+                inner, outer = (stores[i], stores[j]) if b in a.parents else (stores[j], stores[i])
+                raise ConfigError(
+                    f"store {inner.path} lies inside store {outer.path}: projecting both would "
+                    "write into one store's files through the other; give them separately"
+                )
+    for s in stores:
+        ensure_writable_dir(_folder(Path(s.path)), what=f"store {s.path}: {FOLDER}/ folder")
+
+
+def _cached(
+    group: list[Store], fit_id: str, layers: list[int], say: Any
+) -> list[dict[str, Any]] | None:
+    """The index entries of a complete, readable cached fit, or None (then it is recomputed).
+
+    Every cached file is read back and checked: a damaged or truncated file, or one with
+    another number of rows than its entry, is recomputed rather than reused.
+    """
+    from xalign.errors import StoreError
+    from xalign.project._cache import read_projection_file
+
+    out = []
+    for s in group:
+        entries = [e for e in read_index(s)["entries"] if e["fit_id"] == fit_id]
+        if not set(layers) <= {e["layer"] for e in entries}:
+            return None
+        for e in entries:
+            try:
+                read_projection_file(s, e)
+            except StoreError as err:
+                say(f"  {err.args[0].split('; recompute')[0]}: recomputing")
+                return None
+        out += [{**e, "cached": True, "store": str(s.path)} for e in entries]
+    return out
 
 
 def project_stores(config: ProjectConfig, *, log: Any = None) -> list[dict[str, Any]]:
@@ -193,6 +177,15 @@ def project_stores(config: ProjectConfig, *, log: Any = None) -> list[dict[str, 
     list of dict
         One index entry per (store, method, layer), with ``"cached": True`` when it was
         already in the store and ``overwrite`` was off.
+
+    Raises
+    ------
+    ConfigError
+        A bad option, a store given twice or nested in another, a ``projections/`` folder that
+        cannot be written (checked before any fit).
+    StoreError
+        A store cannot be opened, or its projection index names a file outside its
+        ``projections/`` folder (``overwrite`` drops such entries instead).
     """
     from tqdm.auto import tqdm
 
@@ -206,17 +199,28 @@ def project_stores(config: ProjectConfig, *, log: Any = None) -> list[dict[str, 
                 f"pooling {config.pooling!r} is not in store {s.path} (stored: {s.poolings}); "
                 "re-extract with --pooling including it"
             )
-    written: list[dict[str, Any]] = []
+    _check_stores(stores)
     groups = _groups(stores, config.independent)
-    total = sum(len(config.methods) for _ in groups)
-    bar = tqdm(total=total, disable=not config.progress, desc="project", unit="fit", leave=False)
+    plan = []
     for group in groups:
         layers = _layers(group, config.layers)
         if not layers:
             raise ConfigError(f"stores {[str(s.path) for s in group]} share no layer")
+        # An index that names files outside its folder is refused before any fit (with
+        # --overwrite it is rebuilt without those entries).
+        for s in group:
+            read_index(s, on_bad="drop" if config.overwrite else "raise")
+        plan.append((group, layers))
+    written: list[dict[str, Any]] = []
+    # One unit per layout (store x layer x method): UMAP fits of 13 layers advance the bar
+    # 13 times per store, not once at the end.
+    total = sum(len(g) * len(layers) for g, layers in plan) * len(config.methods)
+    bar = tqdm(total=total, disable=not config.progress, desc="project", unit="layout", leave=False)
+    for group, layers in plan:
         rows = stratified_sample(group[0].rows, config.sample, seed=config.seed)
         ids = [store_id(s) for s in group]
         for method in config.methods:
+            bar.set_postfix_str(method)
             fit = {
                 "scheme": _scheme(method, group),
                 "stores": [{"id": i, "label": s.label} for i, s in zip(ids, group, strict=True)],
@@ -234,25 +238,17 @@ def project_stores(config: ProjectConfig, *, log: Any = None) -> list[dict[str, 
                     "rows": len(rows),
                 }
             )
-            have = [
-                {e["layer"] for e in read_index(s)["entries"] if e["fit_id"] == fit_id}
-                for s in group
-            ]
-            if not config.overwrite and all(set(layers) <= h for h in have):
+            cached = None if config.overwrite else _cached(group, fit_id, layers, say)
+            if cached is not None:
                 say(f"{method}: cached in {', '.join(str(s.path) for s in group)} (fit {fit_id})")
-                for s in group:
-                    written += [
-                        {**e, "cached": True, "store": str(s.path)}
-                        for e in read_index(s)["entries"]
-                        if e["fit_id"] == fit_id
-                    ]
-                bar.update(1)
+                written += cached
+                bar.update(len(group) * len(layers))
                 continue
             say(
                 f"{method}: fitting {len(group)} store(s) x {len(layers)} layer(s), "
                 f"{len(rows):,} rows each"
             )
-            layouts = _fit_group(config, method, group, layers, rows)
+            layouts = _fit_group(config, method, group, layers, rows, lambda _i: bar.update(1))
             created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             for s, per_layer in zip(group, layouts, strict=True):
                 ids_col = s.rows["id"].to_numpy()[rows]
@@ -286,6 +282,5 @@ def project_stores(config: ProjectConfig, *, log: Any = None) -> list[dict[str, 
                 index = write_projections(s, items)
                 written += [{**e, "cached": False, "store": str(s.path)} for e, _ in items]
                 say(f"  {index}")
-            bar.update(1)
     bar.close()
     return written

@@ -15,22 +15,61 @@ before and after training.
 
 from __future__ import annotations
 
-from xalign.train._config import HEADS, METHOD_TERMS, METHODS, SELECTIONS, TASKS, TrainConfig
-from xalign.train._evaluate import accuracy_rows, encode_pairs, predict, seed_aggregate
-from xalign.train._losses import (
-    AP_MASKS,
-    TERMS,
-    LossTerms,
-    attention_pull_loss,
-    embedding_push_loss,
-    masked_mean,
-    objective,
-)
-from xalign.train._model import build_classifier, load_classifier, resolve_head, save_classifier
-from xalign.train._perturb import load_neighbours, paired_views, perturb_sentence
-from xalign.train._tasks import TaskData, load_task
-from xalign.train._trainer import SeedResult, TrainResult, train
-from xalign.train._trim import trim_vocabulary
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xalign.train._config import HEADS, METHOD_TERMS, METHODS, SELECTIONS, TASKS, TrainConfig
+    from xalign.train._evaluate import accuracy_rows, encode_pairs, predict, seed_aggregate
+    from xalign.train._losses import (
+        AP_MASKS,
+        TERMS,
+        LossTerms,
+        attention_pull_loss,
+        embedding_push_loss,
+        masked_mean,
+        objective,
+    )
+    from xalign.train._model import build_classifier, load_classifier, resolve_head, save_classifier
+    from xalign.train._perturb import load_neighbours, paired_views, perturb_sentence
+    from xalign.train._tasks import TaskData, load_task
+    from xalign.train._trainer import SeedResult, TrainResult, train
+    from xalign.train._trim import trim_vocabulary
+
+# Public names are imported on first use: ``python -m xalign.train --help`` and its argument
+# errors answer before torch, pandas or plotly are loaded.
+_WHERE = {
+    "AP_MASKS": "_losses",
+    "HEADS": "_config",
+    "LossTerms": "_losses",
+    "METHODS": "_config",
+    "METHOD_TERMS": "_config",
+    "SELECTIONS": "_config",
+    "SeedResult": "_trainer",
+    "TASKS": "_config",
+    "TERMS": "_losses",
+    "TaskData": "_tasks",
+    "TrainConfig": "_config",
+    "TrainResult": "_trainer",
+    "accuracy_rows": "_evaluate",
+    "attention_pull_loss": "_losses",
+    "build_classifier": "_model",
+    "embedding_push_loss": "_losses",
+    "encode_pairs": "_evaluate",
+    "load_classifier": "_model",
+    "load_neighbours": "_perturb",
+    "load_task": "_tasks",
+    "masked_mean": "_losses",
+    "objective": "_losses",
+    "paired_views": "_perturb",
+    "perturb_sentence": "_perturb",
+    "predict": "_evaluate",
+    "resolve_head": "_model",
+    "save_classifier": "_model",
+    "seed_aggregate": "_evaluate",
+    "train": "_trainer",
+    "trim_vocabulary": "_trim",
+}
 
 __all__ = [
     "AP_MASKS",
@@ -64,3 +103,16 @@ __all__ = [
     "train",
     "trim_vocabulary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

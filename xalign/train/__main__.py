@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
-from xalign.train._config import HEADS, METHODS, SELECTIONS, TASKS, TrainConfig
+from xalign.train._config import HEADS, METHODS, SELECTIONS, TASKS, TrainConfig, check_out
 from xalign.train._losses import AP_MASKS, TERMS
 
 __all__ = ["build_parser", "main"]
@@ -26,7 +26,7 @@ methods (same data, seeds and schedule; every method iterates over the same pair
 tasks (--data is a folder, optionally KIND:PATH):
   sib200   SIB-200: train eng_Latn/train.tsv, select on eng_Latn/dev.tsv, test every language
   pawsx    PAWS-X pairs: train-en.tsv if present, else dev-en.tsv minus --dev-holdout pairs;
-           test every language with a labelled test file (../shared/data/paws-x: de, zh)
+           test every language with a labelled test file (e.g. de, zh)
   tsv      {train,dev,test}-<lang>.tsv (XTREME layout, e.g. XNLI): text<TAB>label or
            sentence1<TAB>sentence2<TAB>label, or a header naming label and text/sentence1
 
@@ -167,9 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        cfg = config_from_args(TrainConfig, args, config_file=args.config, parser=parser)
+        # The output folder is checked before torch and the model load (seconds to minutes).
+        check_out(cfg)
+
         from xalign.train._trainer import train
 
-        cfg = config_from_args(TrainConfig, args, config_file=args.config, parser=parser)
         result = train(cfg)
         print(result.format())
         return 0

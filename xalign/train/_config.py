@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from xalign.errors import ConfigError
@@ -14,6 +16,7 @@ __all__ = [
     "SELECTIONS",
     "TASKS",
     "TrainConfig",
+    "check_out",
 ]
 
 Method = Literal["pushpull", "finetune", "rsda"]
@@ -55,7 +58,7 @@ class TrainConfig:
 
     Defaults are the EAR reference's where it has one (α = 0.1, β = 1.0, block 6, lr 2e-5,
     batch 8 × grad-accum 4, max length 128, clip 1.0, no warmup, weight decay 0, seed 7);
-    see ``push-pull.md``. Layer numbering is xalign's: ``ap_layer`` ℓ is block ℓ (1..L), which is
+    see docs/push-pull.md. Layer numbering is xalign's: ``ap_layer`` ℓ is block ℓ (1..L), which is
     the reference's 0-based ``ap_layer = ℓ - 1`` (its ``5`` = our ``6``).
     """
 
@@ -219,3 +222,31 @@ class TrainConfig:
 
 
 _ZERO = {"eval-every": "at the end of every epoch", "monitor-every": "never"}
+
+
+def _input_paths(cfg: TrainConfig) -> list[str]:
+    """The files and folders a training run reads: data, neighbours, a local model folder."""
+    paths = []
+    if cfg.data:
+        kind, sep, rest = cfg.data.partition(":")
+        known = {"sib200", "sib-200", "pawsx", "paws-x", "tsv"}
+        paths.append(rest if sep and kind.lower() in known else cfg.data)
+    if cfg.neighbours:
+        paths.append(cfg.neighbours)
+    if cfg.model and Path(cfg.model).expanduser().exists():
+        paths.append(cfg.model)
+    return [os.path.expanduser(p) for p in paths]
+
+
+def check_out(cfg: TrainConfig) -> Path:
+    """Check ``--out`` before the model is loaded: a folder that takes files, not an input.
+
+    Refused with one line (:class:`~xalign.errors.ConfigError`): a file where the folder
+    should be, a folder that cannot be written (permissions, read-only or pseudo file
+    systems, a full disk), a folder inside a store (only extraction and projection write
+    there), and a folder that is, lies inside or contains one of the run's inputs (its data,
+    neighbours file or local model folder, which ``--overwrite`` would otherwise delete).
+    """
+    from xalign._io import check_output
+
+    return check_output(cfg.out, inputs=_input_paths(cfg), folder=True, what="--out")
