@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xalign.errors import ConfigError, DataError
-from xalign.train._config import TrainConfig
+from xalign.train._config import TrainConfig, check_out
 from xalign.train._evaluate import (
     Encoded,
     accuracy_rows,
@@ -681,6 +681,7 @@ def train(
     from xalign.train._tasks import load_task
 
     cfg = config
+    check_out(cfg)  # before any data or model is loaded: the same refusals as the CLI
     if cfg.needs_perturbed and not cfg.neighbours:
         raise ConfigError(
             f"method {cfg.method!r} (terms {'+'.join(cfg.terms)}) trains on perturbed views: "
