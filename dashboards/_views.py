@@ -7,7 +7,9 @@ projections and results tables. Figures come from :mod:`dashboards.figures`.
 
 from __future__ import annotations
 
+import re
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pandas as pd
 
 from dashboards import figures as F
 from dashboards._catalog import Catalog, FitInfo
-from xalign.errors import XAlignError
+from xalign.errors import ConfigError, XAlignError
 
 __all__ = [
     "ClusterPanel",
@@ -32,6 +34,10 @@ __all__ = [
 ]
 
 EXTRACT_TOKENS = "--tokens"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Neighbourhood size of each retrieval scoring (None: plain cosine needs none).
+SCORING_K: dict[str, int | None] = {"cosine": None, "margin": 4, "csls": 10}
+MAX_K = 50
 EXTRACT_ATTN = "--attentions head-mean"
 
 
@@ -179,21 +185,32 @@ def cluster_overlay_patch(
     return [t.to_plotly_json() for t in fig.data[-3:]]
 
 
+def _custom_row(point: Any) -> int | None:
+    """The store row a plotly point carries in ``customdata`` (None when it carries none)."""
+    if not isinstance(point, dict):
+        return None
+    cd = point.get("customdata")
+    if isinstance(cd, list):
+        cd = cd[0] if cd else None
+    if isinstance(cd, bool) or not isinstance(cd, int | float | str):
+        return None
+    try:
+        return int(cd)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def selection_from_click(
     catalog: Catalog, rel: str | None, click: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """The clicked sentence (store row → corpus id, group, language, text) from ``clickData``."""
-    if not rel or not click or not click.get("points"):
+    if not rel or not isinstance(click, dict):
         return None
-    pt = click["points"][0]
-    cd = pt.get("customdata")
-    if isinstance(cd, list):
-        cd = cd[0] if cd else None
-    if cd is None:
+    points = click.get("points")
+    if not isinstance(points, list) or not points:
         return None
-    try:
-        row = int(cd)
-    except (TypeError, ValueError):
+    row = _custom_row(points[0])
+    if row is None:
         return None
     rows = catalog.rows(rel)
     if not 0 <= row < len(rows):
@@ -212,19 +229,13 @@ def selection_from_click(
 
 def lasso_rows(selected: dict[str, Any] | None) -> list[int] | None:
     """Store rows of a box/lasso selection (``selectedData``), None when nothing is selected."""
-    if not selected or not selected.get("points"):
+    if not isinstance(selected, dict):
         return None
-    out = []
-    for p in selected["points"]:
-        cd = p.get("customdata")
-        if isinstance(cd, list):
-            cd = cd[0] if cd else None
-        if cd is not None:
-            try:
-                out.append(int(cd))
-            except (TypeError, ValueError):
-                continue
-    return sorted(set(out))
+    points = selected.get("points")
+    if not isinstance(points, list) or not points:
+        return None
+    rows = (_custom_row(p) for p in points)
+    return sorted({r for r in rows if r is not None and r >= 0})
 
 
 # ---------------------------------------------------------------- metrics
@@ -295,17 +306,28 @@ def neighbours(
     """Top-``k`` neighbours of one store row in every other language, with scores.
 
     ``scoring``: ``"cosine"``; ``"margin"`` (ratio margin, k = 4, Artetxe & Schwenk 2019); or
-    ``"csls"`` (k = 10), all computed by :mod:`xalign.metrics` between the query's language
-    and each target language; ``centering`` subtracts each language's mean first.
-    Columns: ``lang, rank, row, id, text, score, gold`` (gold = same translation group).
+    ``"csls"`` (k = 10), the formulas of :func:`xalign.metrics.margin_scores` and
+    :func:`xalign.metrics.csls` between the query's language and each target language;
+    ``centering`` subtracts each language's mean first. The neighbourhood means both scores
+    need (each sentence's mean cosine to its nearest neighbours in the other language: the
+    slow part on a large store) come from :meth:`Catalog.neighbourhood`, computed once per
+    store × layer × pooling × language pair and cached, so later queries only score one row.
+    Columns: ``lang, rank, row, id, text, score, gold`` (gold = same translation group);
+    ``attrs["neighbourhood"]`` says how many language pairs were computed / cached and how
+    long they took.
     """
-    from xalign.metrics import csls, margin_scores
+    from xalign.metrics import margin_scores
 
-    if scoring not in ("cosine", "margin", "csls"):
-        raise XAlignError(f"scoring={scoring!r}: allowed values are cosine, margin, csls")
+    if scoring not in SCORING_K:
+        raise ConfigError(f"scoring={scoring!r}: allowed values are cosine, margin, csls")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"k={k!r}: expected a whole number of neighbours from 1 to {MAX_K}")
     store_rows = catalog.rows(rel)
+    if isinstance(row, bool) or not isinstance(row, int | np.integer):
+        raise ConfigError(f"row {row!r}: expected a row number")
     if not 0 <= int(row) < len(store_rows):
-        raise XAlignError(f"row {row} is out of range 0..{len(store_rows) - 1} in {rel}")
+        raise ConfigError(f"row {row} is out of range 0..{len(store_rows) - 1} in {rel}")
+    row = int(row)
     X = catalog.vectors(rel, pooling=pooling, layer=layer)
     lang_col = store_rows["lang"].astype(str).to_numpy()
     qlang = lang_col[row]
@@ -314,19 +336,42 @@ def neighbours(
     group = store_rows["group"].iloc[row] if "group" in store_rows else None
     targets = [x for x in dict.fromkeys(lang_col) if x != qlang and (not langs or x in langs)]
     recs = []
-    for lang in targets:
+    info = {"computed": 0, "cached": 0, "seconds": 0.0}
+    t0 = time.perf_counter()
+    for i, lang in enumerate(targets):
         tgt = np.flatnonzero(lang_col == lang)
         pairs = np.stack([np.full(len(tgt), qi), np.arange(len(tgt))], axis=1)
+        # the cosine term exactly as margin_scores computes it (same normalisation, float64)
+        cos = margin_scores(
+            X[src], X[tgt], margin="none", pairs=pairs, center=centering, backend="numpy"
+        )
         if scoring == "cosine":
-            s = margin_scores(
-                X[src], X[tgt], margin="none", pairs=pairs, center=centering, backend="numpy"
-            )
-        elif scoring == "margin":
-            s = margin_scores(
-                X[src], X[tgt], margin="ratio", k=4, pairs=pairs, center=centering, backend="numpy"
-            )
+            s = cos
         else:
-            s = csls(X[src], X[tgt], k=10, pairs=pairs, center=centering, backend="numpy")
+            catalog.set_progress(
+                what=f"{scoring} neighbourhoods of {rel}, layer {layer}",
+                pair=f"{qlang}–{lang}",
+                done=i,
+                total=len(targets),
+                rows=int(len(src) + len(tgt)),
+                started=t0,
+            )
+            try:
+                fwd, bwd, hit = catalog.neighbourhood(
+                    rel,
+                    pooling=pooling,
+                    layer=layer,
+                    src_lang=qlang,
+                    tgt_lang=lang,
+                    k=SCORING_K[scoring],
+                    center=bool(centering),
+                )
+            finally:
+                catalog.set_progress()
+            info["cached" if hit else "computed"] += 1
+            # margin_scores / csls with pairs (qi, j): b = (fwd[qi] + bwd[j]) / 2
+            b = (fwd[qi] + bwd) / 2
+            s = cos / b if scoring == "margin" else 2.0 * (cos - b)
         order = np.lexsort((np.arange(len(s)), -s))[:k]
         for rank, j in enumerate(order, start=1):
             r = int(tgt[j])
@@ -342,7 +387,10 @@ def neighbours(
                     "gold": bool(group is not None and not pd.isna(group) and g == group),
                 }
             )
-    return pd.DataFrame(recs, columns=["lang", "rank", "row", "id", "text", "score", "gold"])
+    out = pd.DataFrame(recs, columns=["lang", "rank", "row", "id", "text", "score", "gold"])
+    info["seconds"] = time.perf_counter() - t0
+    out.attrs["neighbourhood"] = info
+    return out
 
 
 # ---------------------------------------------------------------- attention / alignment
@@ -357,7 +405,7 @@ def _word_labels(tokens: pd.DataFrame, text: str) -> list[str]:
     return out
 
 
-def _gold_links(store_path: Path, id_a: str, id_b: str) -> tuple[set, set] | None:
+def _gold_links(catalog: Catalog, store_path: Path, id_a: str, id_b: str) -> tuple[set, set] | None:
     """Gold links of a pair from ``gold_alignments.tsv`` in the store (if there is one).
 
     Columns ``id_a, id_b, links``; links as in the awesome-align gold files: ``i-j`` sure,
@@ -366,14 +414,24 @@ def _gold_links(store_path: Path, id_a: str, id_b: str) -> tuple[set, set] | Non
     p = store_path / "gold_alignments.tsv"
     if not p.is_file():
         return None
-    df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(catalog.check_file(p), sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise XAlignError(f"{p.name} in the store cannot be read ({e})") from e
+    if not {"id_a", "id_b", "links"} <= set(df.columns):
+        raise XAlignError(f"{p.name} in the store: expected the columns id_a, id_b, links")
     for swap, (a, b) in ((False, (id_a, id_b)), (True, (id_b, id_a))):
         hit = df[(df["id_a"] == a) & (df["id_b"] == b)]
         if len(hit):
             sure, possible = set(), set()
             for tok in str(hit["links"].iloc[0]).split():
                 sep = "-" if "-" in tok else "p"
-                i, j = (int(v) - 1 for v in tok.split(sep))
+                try:
+                    i, j = (int(v) - 1 for v in tok.split(sep))
+                except ValueError:
+                    raise XAlignError(
+                        f"{p.name} in the store: link {tok[:40]!r} is not i-j or ipj"
+                    ) from None
                 link = (j, i) if swap else (i, j)
                 possible.add(link)
                 if sep == "-":
@@ -382,7 +440,9 @@ def _gold_links(store_path: Path, id_a: str, id_b: str) -> tuple[set, set] | Non
     return None
 
 
-def cross_attention(store: Any, row_a: int, row_b: int, *, layer: int) -> np.ndarray | None:
+def cross_attention(
+    store: Any, row_a: int, row_b: int, *, layer: int, catalog: Catalog | None = None
+) -> np.ndarray | None:
     """Pair-mode cross attention A→B ``[T_a, T_b]`` (word tokens only) when stored, else None.
 
     Pair mode (``python -m xalign.extract ... --pairs A,B``) encodes each translation pair
@@ -392,9 +452,14 @@ def cross_attention(store: Any, row_a: int, row_b: int, *, layer: int) -> np.nda
 
     rows = store.rows
     la, lb = str(rows["lang"].iloc[row_a]), str(rows["lang"].iloc[row_b])
+    if not all(_SAFE_NAME.fullmatch(x) for x in (la, lb)):
+        return None  # a language code is part of the pair files' names: never a path
     for a, b, swap in ((la, lb, False), (lb, la, True)):
         if not pair_attention_exists(store.path, a, b):
             continue
+        if catalog is not None:
+            for f in store.path.glob("pairs-*"):
+                catalog.check_file(f)
         pa = PairAttention(store.path, a, b)
         if int(layer) not in pa.layers:
             return None
@@ -424,7 +489,7 @@ def alignment_view(
     from xalign.metrics import argmax_align, itermax_align, merge_subwords, word_similarity
 
     s = catalog.store(rel)
-    rows = s.rows
+    rows = catalog.rows(rel)
     out: dict[str, Any] = {
         "attn_a": None,
         "attn_b": None,
@@ -433,11 +498,23 @@ def alignment_view(
         "messages": [],
     }
     for r in (row_a, row_b):
-        if not 0 <= int(r) < len(rows):
-            out["messages"].append(f"row {r} is out of range in {rel}")
+        if isinstance(r, bool) or not isinstance(r, int | np.integer) or not 0 <= r < len(rows):
+            out["messages"].append(f"row {r!r} is out of range 0..{len(rows) - 1} in {rel}")
             return out
+    if granularity not in ("words", "tokens"):
+        raise ConfigError(f"units={granularity!r}: allowed values are words, tokens")
+    if method not in ("itermax", "argmax"):
+        raise ConfigError(f"alignment={method!r}: allowed values are argmax, itermax")
+    if head != "mean":
+        n_heads = int(s.encoder.get("num_heads", 0)) if s.attention_mode == "full" else 0
+        if not (isinstance(head, str) and head.isdigit() and int(head) < n_heads):
+            raise ConfigError(
+                f"head={head!r}: allowed values are mean"
+                + (f" and 0..{n_heads - 1}" if n_heads else " (head-mean attentions only)")
+            )
     toks = {}
     if (s.path / "tokens.parquet").is_file():
+        catalog.check_file(s.path / "tokens.parquet")
         toks = {r: s.row_tokens(int(r)) for r in (row_a, row_b)}
     else:
         out["messages"].append(
@@ -463,7 +540,7 @@ def alignment_view(
             lang = rows["lang"].iloc[int(r)]
             what = "head mean" if head == "mean" else f"head {head}"
             out[key] = F.fig_attention(A, labels[r], title=f"{lang} · layer {layer} · {what}")
-        X = cross_attention(s, int(row_a), int(row_b), layer=int(layer))
+        X = cross_attention(s, int(row_a), int(row_b), layer=int(layer), catalog=catalog)
         if X is not None:
             # pair-mode blocks hold word tokens only: label them with the non-special tokens
             content = {
@@ -506,7 +583,7 @@ def alignment_view(
     possible: set = set()
     if granularity == "words":
         gold = _gold_links(
-            s.path, str(rows["id"].iloc[int(row_a)]), str(rows["id"].iloc[int(row_b)])
+            catalog, s.path, str(rows["id"].iloc[int(row_a)]), str(rows["id"].iloc[int(row_b)])
         )
         if gold is not None:
             sure, possible = gold

@@ -7,18 +7,30 @@ selection, translations of a clicked sentence highlighted and linked in both pan
 (attention maps, similarity matrix with the predicted word alignment, gold links, cross
 attention). It only reads stores, cached projections and results tables; it never runs a
 model. Assets are served by the app itself (no CDN), so it works offline.
+
+Every callback is registered through :func:`_callback`, which turns any failure (a crafted
+request, a damaged store, an unreadable file) into a message in the page instead of an HTTP
+500; inputs are validated first (:func:`_as_int`, :func:`_as_str`, ...) so the message says
+which control holds what.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from dashboards import figures as F
 from dashboards._catalog import Catalog, Listing
 from dashboards._views import (
+    MAX_K,
+    SCORING_K,
     cluster_overlay_patch,
     cluster_panel,
     cluster_xy_patch,
@@ -27,9 +39,16 @@ from dashboards._views import (
     neighbours,
     selection_from_click,
 )
-from xalign.errors import XAlignError
+from xalign.errors import ConfigError, XAlignError
 
 __all__ = ["create_app", "update_clusters"]
+
+log = logging.getLogger(__name__)
+
+#: Longest search text (characters) the sentence pickers accept.
+MAX_SEARCH = 200
+#: Longest list (languages, lasso rows) a control may send.
+MAX_LIST = 100_000
 
 METHODS = ("pca", "umap", "tsne")
 STATIC_GRAPHS = ("clusters-a", "clusters-b", "metric-curves", "metric-heatmap", "metric-diff")
@@ -86,6 +105,163 @@ def _msg(text: str | None, *, error: bool = False) -> Any:
     return html.Div(text, style=_ERR if error else _MSG)
 
 
+# ---------------------------------------------------------------- input validation
+
+
+def _short(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _as_int(value: Any, what: str, *, lo: int | None = None, hi: int | None = None) -> int:
+    """A whole number from a control (int, integral float or digits), within ``lo..hi``."""
+    v = value
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    elif isinstance(v, str) and 0 < len(v.strip()) <= 12 and v.strip().lstrip("-").isdigit():
+        v = int(v.strip())
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{what} {_short(value)}: expected a whole number")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{what} {v} is out of range {lo}..{hi}")
+    return v
+
+
+def _as_str(value: Any, what: str, *, allowed: Any = None, optional: bool = False) -> Any:
+    """A text value from a control (None allowed when ``optional``), one of ``allowed``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > 1024:
+        raise ConfigError(f"{what} {_short(value)}: expected a text value")
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{what}={value!r}: allowed values are {', '.join(map(str, allowed))}")
+    return value
+
+
+def _str_list(value: Any, what: str) -> list[str] | None:
+    """A list of texts (language filter...), None for empty; anything else is refused."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LIST
+        or not all(isinstance(x, str) and len(x) <= 1024 for x in value)
+    ):
+        raise ConfigError(f"{what} {_short(value)}: expected a list of texts")
+    return value
+
+
+def _int_list(value: Any) -> list[int] | None:
+    """Row numbers of a box/lasso selection; anything that is not one is dropped."""
+    if not isinstance(value, list):
+        return None
+    return [int(x) for x in value[:MAX_LIST] if isinstance(x, int) and not isinstance(x, bool)]
+
+
+def _as_row(catalog: Catalog, rel: str, row: Any, what: str = "row") -> int:
+    n = len(catalog.rows(rel))
+    return _as_int(row, f"{what} of {rel}", lo=0, hi=n - 1)
+
+
+def _as_layer(catalog: Catalog, rel: str, layer: Any) -> int:
+    layers = catalog.store(rel).layers
+    v = _as_int(layer, "layer")
+    if v not in layers:
+        raise ConfigError(f"layer {v} is not stored in {rel} (stored: {layers})")
+    return v
+
+
+def _search_text(search: Any) -> str | None:
+    if search is None or search == "":
+        return None
+    if not isinstance(search, str):
+        raise ConfigError(f"search {_short(search)}: expected text")
+    if len(search) > MAX_SEARCH:
+        raise ConfigError(
+            f"search text of {len(search):,} characters: type at most {MAX_SEARCH} characters"
+        )
+    return search
+
+
+def _valid_state(state: Any) -> dict[str, Any] | None:
+    """The cluster view's saved state when it has every key a patch needs, else None."""
+    if not isinstance(state, dict) or not isinstance(state.get("key"), list):
+        return None
+    for side in ("a", "b"):
+        st = state.get(side)
+        if st is None:
+            continue
+        if not (
+            isinstance(st, dict)
+            and isinstance(st.get("rel"), str)
+            and isinstance(st.get("fit_id"), str)
+            and isinstance(st.get("n_traces"), int)
+            and not isinstance(st.get("n_traces"), bool)
+            and st["n_traces"] >= 3
+        ):
+            return None
+    return state
+
+
+def _failure(name: str, e: BaseException) -> Any:
+    """The message a failed callback shows in the page (the traceback goes to the log)."""
+    if isinstance(e, XAlignError):
+        text = f"error: {e}"
+    else:
+        log.exception("dashboard callback %s failed", name)
+        text = (
+            f"error: this view could not be updated ({type(e).__name__}: {_short(str(e), 300)}); "
+            "the server log has the details"
+        )
+    return _msg(text[:3000], error=True)
+
+
+def _callback(
+    app: Dash, *deps: Any, message: int | None = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``app.callback`` that never answers with an HTTP 500.
+
+    Any exception (bad input, a damaged store, an unreadable file) becomes an error message:
+    in output number ``message`` when the callback has a message output, else in an error
+    slot of its own (``{"type": "cb-error", "cb": name}``, shown at the top of the page and
+    cleared by the callback's next success); the other outputs are left unchanged.
+    """
+    outputs = [d for d in deps if isinstance(d, Output)]
+    rest = [d for d in deps if not isinstance(d, Output)]
+    n = len(outputs)
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        name = fn.__name__.strip("_")
+        slot = None
+        if message is None:
+            slot = Output({"type": "cb-error", "cb": name}, "children")
+            app._xalign_error_slots.append(name)  # type: ignore[attr-defined]
+
+        @functools.wraps(fn)
+        def run(*args: Any) -> Any:
+            try:
+                result = fn(*args)
+            except PreventUpdate:
+                raise
+            except Exception as e:
+                res = [no_update] * n
+                if message is None:
+                    res.append(_failure(name, e))
+                else:
+                    res[message] = _failure(name, e)
+                return res if len(res) > 1 else res[0]
+            if slot is None:
+                return result
+            return [*(result if n > 1 else [result]), None]
+
+        app.callback(*outputs, *([slot] if slot else []), *rest, **kwargs)(run)
+        return fn
+
+    return deco
+
+
 # ---------------------------------------------------------------- clusters callback (plain)
 
 
@@ -117,8 +293,18 @@ def update_clusters(
     (new coordinates / overlay traces / ``selectedpoints``) instead of being rebuilt, so a
     layer-slider move only sends coordinates.
     """
-    layer = int(layer) if layer is not None else 0
-    langs = list(langs) if langs else None
+    try:
+        store_a = _as_str(store_a, "store A", optional=True) or None
+        store_b = _as_str(store_b, "store B", optional=True) or None
+        layer = _as_int(layer, "layer") if layer is not None else 0
+        pooling = _as_str(pooling, "pooling")
+        method = _as_str(method, "method", allowed=METHODS)
+        langs = _str_list(langs, "languages")
+        selection = selection if isinstance(selection, dict) else None
+        lasso = _int_list(lasso)
+        state = _valid_state(state)
+    except XAlignError as e:
+        return no_update, no_update, _msg(f"error: {e}", error=True), None
     key = [store_a, store_b, pooling, method, langs]
     trig = set(triggered or ())
     rels = {"a": store_a, "b": store_b}
@@ -281,7 +467,7 @@ def _default_pair(listing: Listing) -> tuple[str | None, str | None]:
     return listing.stores[0].rel, None
 
 
-def _layout(catalog: Catalog, display_root: str) -> html.Div:
+def _layout(catalog: Catalog, display_root: str, error_slots: list[str]) -> html.Div:
     listing = catalog.scan()
     stores = _store_options(listing)
     a, b = _default_pair(listing)
@@ -445,7 +631,21 @@ def _layout(catalog: Catalog, display_root: str) -> html.Div:
                 ],
                 style=_ROW,
             ),
-            html.Div(id="retrieval-out"),
+            html.Div(
+                [
+                    html.Span("computing… ", style={"fontWeight": "bold"}),
+                    html.Span(
+                        "margin and CSLS need each sentence's nearest neighbours in the other "
+                        "language; the first query of a store × layer × pooling computes them "
+                        "(minutes on a large store), later queries reuse them.",
+                    ),
+                    html.Div(id="retrieval-progress"),
+                ],
+                id="retrieval-status",
+                style={**_MSG, "display": "none"},
+            ),
+            dcc.Interval(id="retrieval-tick", interval=1000, disabled=True),
+            dcc.Loading(html.Div(id="retrieval-out"), delay_show=300),
         ]
     )
     attention = html.Div(
@@ -497,7 +697,11 @@ def _layout(catalog: Catalog, display_root: str) -> html.Div:
             dcc.Tab(label="Attention", value="attention", children=attention),
         ],
     )
-    body: list[Any] = [header, slider]
+    errors = html.Div(
+        [html.Div(id={"type": "cb-error", "cb": name}) for name in error_slots],
+        id="callback-errors",
+    )
+    body: list[Any] = [header, errors, slider]
     if not listing.stores:
         body.append(_empty_root(listing, display_root))
     body += [
@@ -535,13 +739,25 @@ def create_app(root: str, *, display_root: str | None = None) -> Dash:
         suppress_callback_exceptions=True,
         update_title="",
     )
-    app.layout = lambda: _layout(catalog, shown)
+    app.server.register_error_handler(Exception, _malformed_request)
     app._xalign_catalog = catalog  # type: ignore[attr-defined]
+    app._xalign_error_slots = []  # type: ignore[attr-defined]
     _register(app, catalog, shown)
+    app.layout = lambda: _layout(catalog, shown, app._xalign_error_slots)  # type: ignore[attr-defined]
     return app
 
 
-def _safe_store(catalog: Catalog, rel: str | None) -> Any:
+def _malformed_request(e: Exception) -> Any:
+    """A request Dash itself cannot parse (not one made by the page): 400, not a 500."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(e, HTTPException):
+        return e
+    log.warning("malformed dashboard request: %s: %s", type(e).__name__, e)
+    return {"error": f"malformed callback request ({type(e).__name__})"}, 400
+
+
+def _safe_store(catalog: Catalog, rel: Any) -> Any:
     if not rel:
         return None
     try:
@@ -551,7 +767,10 @@ def _safe_store(catalog: Catalog, rel: str | None) -> Any:
 
 
 def _register(app: Dash, catalog: Catalog, shown: str) -> None:
-    @app.callback(
+    def callback(*deps: Any, message: int | None = None, **kw: Any) -> Any:
+        return _callback(app, *deps, message=message, **kw)
+
+    @callback(
         Output("layer", "min"),
         Output("layer", "max"),
         Output("layer", "marks"),
@@ -571,8 +790,8 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
             return 0, 1, {0: "0", 1: "1"}, 0, [], None, [], list(METHODS)
         layers = s.layers
         marks = {int(x): str(x) for x in layers}
-        value = layer if layer in layers else layers[-1]
-        pool = pooling if pooling in s.poolings else s.poolings[0]
+        value = layer if isinstance(layer, int) and layer in layers else layers[-1]
+        pool = pooling if isinstance(pooling, str) and pooling in s.poolings else s.poolings[0]
         langs = [{"label": F.language_label(x), "value": x} for x in s.languages]
         have = catalog.methods(rel)
         methods = [
@@ -580,7 +799,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         ]
         return min(layers), max(layers), marks, value, s.poolings, pool, langs, methods
 
-    @app.callback(
+    @callback(
         Output("clusters-a", "figure"),
         Output("clusters-b", "figure"),
         Output("clusters-msg", "children"),
@@ -594,6 +813,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         Input("selection", "data"),
         Input("lasso", "data"),
         State("clusters-state", "data"),
+        message=2,
     )
     def _clusters(a, b, layer, pooling, method, langs, selection, lasso, state):
         if not pooling:
@@ -613,7 +833,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
             display_root=shown,
         )
 
-    @app.callback(
+    @callback(
         Output("selection", "data"),
         Output("query", "value"),
         Output("attn-a", "value"),
@@ -638,7 +858,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         same_a = sel["store"] == a
         return sel, (sel["row"] if same_a else no_update), (sel["row"] if same_a else no_update)
 
-    @app.callback(
+    @callback(
         Output("lasso", "data"),
         Input("clusters-a", "selectedData"),
         Input("clusters-b", "selectedData"),
@@ -647,22 +867,23 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
     def _on_lasso(sel_a, sel_b):
         return lasso_rows(sel_a if ctx.triggered_id == "clusters-a" else sel_b)
 
-    @app.callback(Output("selection-info", "children"), Input("selection", "data"))
+    @callback(Output("selection-info", "children"), Input("selection", "data"), message=0)
     def _selection_info(sel):
-        if not sel:
+        if not isinstance(sel, dict) or not {"lang", "row", "text"} <= set(sel):
             return "no sentence selected"
         return [
-            html.B(f"{sel['lang']} · row {sel['row']}: "),
-            sel["text"],
-            html.Span(f"  (group {sel['group']})" if sel.get("group") else ""),
+            html.B(f"{str(sel['lang'])[:64]} · row {str(sel['row'])[:20]}: "),
+            str(sel["text"])[:2000],
+            html.Span(f"  (group {str(sel['group'])[:200]})" if sel.get("group") else ""),
         ]
 
-    @app.callback([Output(g, "config") for g in STATIC_GRAPHS], Input("download-format", "value"))
+    @callback(*[Output(g, "config") for g in STATIC_GRAPHS], Input("download-format", "value"))
     def _download_format(fmt):
-        return [F.graph_config(f"xalign-{g}", fmt=fmt or "png") for g in STATIC_GRAPHS]
+        fmt = fmt if fmt in ("png", "svg") else "png"
+        return [F.graph_config(f"xalign-{g}", fmt=fmt) for g in STATIC_GRAPHS]
 
     # ------------------------------------------------------------ metrics
-    @app.callback(
+    @callback(
         Output("metric", "options"),
         Output("metric", "value"),
         Output("heat-ckpt", "options"),
@@ -683,17 +904,19 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
             return [], None, [], None, [], None, [], None
         metrics = list(dict.fromkeys(df["metric"]))
         pref = ("retrieval_acc", "retrieval_acc_mean", "language_silhouette")
-        value = metric if metric in metrics else next((m for m in pref if m in metrics), metrics[0])
+        keep = isinstance(metric, str) and metric in metrics
+        value = metric if keep else next((m for m in pref if m in metrics), metrics[0])
         ck = list(dict.fromkeys(df["checkpoint"]))
         after = ck[1] if len(ck) > 1 else None
         return metrics, value, ck, ck[0], ck, ck[0], ck, after
 
-    @app.callback(
+    @callback(
         Output("proto-filters", "children"), Input("results", "value"), Input("metric", "value")
     )
     def _proto_filters(rel, metric):
         if not rel or not metric:
             return []
+        metric = _as_str(metric, "metric")
         try:
             opts = F.protocol_options(catalog.results(rel), metric)
         except (XAlignError, OSError, ValueError):
@@ -713,7 +936,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
             for k, v in opts.items()
         ]
 
-    @app.callback(
+    @callback(
         Output("metric-curves", "figure"),
         Output("metric-heatmap", "figure"),
         Output("metric-diff", "figure"),
@@ -728,9 +951,16 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         Input("ckpt-after", "value"),
         Input("lang-filter", "value"),
         State({"type": "proto", "key": ALL}, "id"),
+        message=3,
     )
     def _metrics(rel, metric, layer, proto_vals, mode, heat, before, after, langs, proto_ids):
-        choices = {i["key"]: v for i, v in zip(proto_ids or [], proto_vals or [], strict=False)}
+        ids = proto_ids if isinstance(proto_ids, list) else []
+        vals = proto_vals if isinstance(proto_vals, list) else []
+        choices = {
+            i["key"]: v
+            for i, v in zip(ids, vals, strict=False)
+            if isinstance(i, dict) and isinstance(i.get("key"), str) and isinstance(v, str)
+        }
         empty = F.fig_empty("")
         if not rel:
             cmd = f"python -m xalign.metrics STORE... --out {shown}/results.parquet"
@@ -738,15 +968,15 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         try:
             out = metric_views(
                 catalog,
-                rel,
-                metric=metric,
-                layer=int(layer or 0),
+                _as_str(rel, "results table"),
+                metric=_as_str(metric, "metric", optional=True),
+                layer=_as_int(layer, "layer") if layer is not None else 0,
                 choices=choices,
-                mode=mode or "languages",
-                heat_checkpoint=heat,
-                before=before,
-                after=after,
-                langs=langs or None,
+                mode=_as_str(mode or "languages", "curves", allowed=("languages", "mean")),
+                heat_checkpoint=_as_str(heat, "heatmap checkpoint", optional=True),
+                before=_as_str(before, "before", optional=True),
+                after=_as_str(after, "after", optional=True),
+                langs=_str_list(langs, "languages"),
             )
         except (XAlignError, OSError, ValueError) as e:
             return empty, empty, empty, _msg(f"error: {e}", error=True)
@@ -764,26 +994,27 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
 
     # ------------------------------------------------------------ retrieval
     def _sentence_options(rel, search, value, rows_only=None):
+        search = _search_text(search)
         s = _safe_store(catalog, rel)
         if s is None:
             return []
-        rows = s.rows
+        rows = catalog.rows(rel)
         texts = rows["text"].astype(str)
         if rows_only is not None:
             idx = [int(r) for r in rows_only]
         elif search:
-            hit = texts.str.contains(str(search), case=False, regex=False)
+            hit = texts.str.contains(search, case=False, regex=False)
             idx = list(hit.to_numpy().nonzero()[0][:50])
         else:
             idx = list(range(min(50, len(rows))))
-        if value is not None and isinstance(value, int) and 0 <= value < len(rows):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(rows):
             idx = [value, *[i for i in idx if i != value]]
         return [
             {"label": f"[{rows['lang'].iloc[i]}] {texts.iloc[i][:90]} (row {i})", "value": int(i)}
             for i in idx
         ]
 
-    @app.callback(
+    @callback(
         Output("query", "options"),
         Input("store-a", "value"),
         Input("query", "search_value"),
@@ -792,7 +1023,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
     def _query_options(rel, search, value):
         return _sentence_options(rel, search, value)
 
-    @app.callback(
+    @callback(
         Output("retrieval-out", "children"),
         Input("store-a", "value"),
         Input("store-b", "value"),
@@ -804,19 +1035,37 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         Input("centering", "value"),
         Input("lang-filter", "value"),
         State("download-format", "value"),
+        message=0,
+        running=[
+            (Output("retrieval-tick", "disabled"), False, True),
+            (
+                Output("retrieval-status", "style"),
+                {**_MSG, "display": "block"},
+                {"display": "none"},
+            ),
+        ],
     )
     def _retrieval(a, b, layer, pooling, row, k, scoring, centering, langs, fmt):
         if a is None:
             return _msg("choose a store")
         if row is None:
             return _msg("choose or type a sentence of the store (or click one in Clusters)")
+        a = _as_str(a, "store A")
+        b = _as_str(b, "store B", optional=True) or None
+        row = _as_row(catalog, a, row, "sentence")
+        k = _as_int(k if k is not None else 5, "k", lo=1, hi=MAX_K)
+        scoring = _as_str(scoring or "cosine", "scoring", allowed=tuple(SCORING_K))
+        pooling = _as_str(pooling, "pooling")
+        langs = _str_list(langs, "languages")
+        fmt = fmt if fmt in ("png", "svg") else "png"
+        sel_id = str(catalog.rows(a)["id"].iloc[row])
         blocks = []
-        sel_id = None
         for side, rel in (("A", a), ("B", b)):
             if not rel:
                 continue
             try:
-                r = int(row)
+                lay = _as_layer(catalog, rel, layer)
+                r = row
                 if side == "B":
                     ids = catalog.rows(rel)["id"].astype(str)
                     hit = ids.index[ids == sel_id]
@@ -824,27 +1073,41 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
                         blocks.append(_msg(f"{rel}: the sentence {sel_id!r} is not in this store"))
                         continue
                     r = int(hit[0])
-                else:
-                    sel_id = str(catalog.rows(rel)["id"].iloc[r])
                 hits = neighbours(
                     catalog,
                     rel,
                     row=r,
-                    layer=int(layer),
+                    layer=lay,
                     pooling=pooling,
-                    k=int(k or 5),
+                    k=k,
                     scoring=scoring,
                     centering=bool(centering),
-                    langs=langs or None,
+                    langs=langs,
                 )
             except (XAlignError, ValueError, IndexError) as e:
                 blocks.append(_msg(f"error: {e}", error=True))
                 continue
-            blocks.append(_retrieval_block(side, rel, hits, layer, scoring, fmt))
+            blocks.append(_retrieval_block(side, rel, hits, lay, scoring, fmt))
         return html.Div(blocks, style={"display": "flex", "gap": "12px", "flexWrap": "wrap"})
 
+    @callback(
+        Output("retrieval-progress", "children"),
+        Input("retrieval-tick", "n_intervals"),
+        message=0,
+        prevent_initial_call=True,
+    )
+    def _retrieval_progress(_n):
+        p = catalog.progress()
+        if not p:
+            return "reading the store…"
+        elapsed = time.perf_counter() - float(p.get("started", time.perf_counter()))
+        return (
+            f"{p['what']}: language pair {p['pair']} ({int(p['done']) + 1} of {p['total']}, "
+            f"{int(p['rows']):,} sentences), {elapsed:.0f} s so far"
+        )
+
     # ------------------------------------------------------------ attention
-    @app.callback(
+    @callback(
         Output("attn-a", "options"),
         Input("store-a", "value"),
         Input("attn-a", "search_value"),
@@ -853,7 +1116,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
     def _attn_a_options(rel, search, value):
         return _sentence_options(rel, search, value)
 
-    @app.callback(
+    @callback(
         Output("attn-b", "options"),
         Output("attn-b", "value"),
         Output("head", "options"),
@@ -868,21 +1131,22 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
             return [], None, heads
         if s.attention_mode == "full":
             heads += [str(h) for h in range(int(s.encoder.get("num_heads", 0)))]
-        rows = s.rows
-        g = rows["group"].iloc[int(row_a)] if "group" in rows else None
+        row_a = _as_row(catalog, rel, row_a, "sentence A")
+        rows = catalog.rows(rel)
+        g = rows["group"].iloc[row_a] if "group" in rows else None
         if g is None or (isinstance(g, float) and g != g):
             return [], None, heads
-        same = [int(i) for i in rows.index[rows["group"] == g] if int(i) != int(row_a)]
+        same = [int(i) for i in rows.index[rows["group"] == g] if int(i) != row_a]
         opts = _sentence_options(rel, None, None, rows_only=same)
         langs = rows["lang"].astype(str)
         pick = (
             current
-            if current in same
+            if isinstance(current, int) and current in same
             else next((r for r in same if langs.iloc[r] == "eng"), same[0] if same else None)
         )
         return opts, pick, heads
 
-    @app.callback(
+    @callback(
         Output("attention-out", "children"),
         Input("store-a", "value"),
         Input("store-b", "value"),
@@ -893,6 +1157,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
         Input("granularity", "value"),
         Input("align-method", "value"),
         State("download-format", "value"),
+        message=0,
     )
     def _attention(a, b, layer, row_a, row_b, head, gran, method, fmt):
         from dashboards._views import alignment_view
@@ -904,13 +1169,22 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
                 "choose sentence A (type to search, or click one in Clusters) and one "
                 "of its translations B"
             )
-        ids = [str(x) for x in catalog.rows(a)["id"].iloc[[int(row_a), int(row_b)]]]
+        a = _as_str(a, "store A")
+        b = _as_str(b, "store B", optional=True) or None
+        row_a = _as_row(catalog, a, row_a, "sentence A")
+        row_b = _as_row(catalog, a, row_b, "translation B")
+        layer = _as_int(layer, "layer")
+        head = _as_str(str(head) if isinstance(head, int) else head or "mean", "head")
+        gran = _as_str(gran or "words", "units", allowed=("words", "tokens"))
+        method = _as_str(method or "itermax", "alignment", allowed=("argmax", "itermax"))
+        fmt = fmt if fmt in ("png", "svg") else "png"
+        ids = [str(x) for x in catalog.rows(a)["id"].iloc[[row_a, row_b]]]
         out = []
         for side, rel in (("A", a), ("B", b)):
             if not rel:
                 continue
             try:
-                ra, rb = int(row_a), int(row_b)
+                ra, rb = row_a, row_b
                 if rel != a:
                     col = catalog.rows(rel)["id"].astype(str)
                     pos = [col.index[col == i] for i in ids]
@@ -923,10 +1197,10 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
                     rel,
                     row_a=ra,
                     row_b=rb,
-                    layer=int(layer),
-                    head=str(head or "mean"),
-                    granularity=gran or "words",
-                    method=method or "itermax",
+                    layer=layer,
+                    head=head,
+                    granularity=gran,
+                    method=method,
                 )
             except (XAlignError, ValueError, IndexError) as e:
                 out.append(_msg(f"error: {e}", error=True))
@@ -942,7 +1216,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
                                 id=gid,
                                 figure=fig,
                                 style={"height": "460px"},
-                                config=_config(f"xalign-{gid}", fmt=fmt or "png"),
+                                config=_config(f"xalign-{gid}", fmt=fmt),
                             ),
                             style={"flex": "1", "minWidth": "320px"},
                         )
@@ -960,6 +1234,20 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
                 )
             )
         return out
+
+
+def _neighbourhood_note(hits: Any) -> list[Any]:
+    info = hits.attrs.get("neighbourhood") or {}
+    if not info.get("computed") and not info.get("cached"):
+        return []
+    if info.get("computed"):
+        text = (
+            f"neighbourhoods of {info['computed']} language pair(s) computed in "
+            f"{info['seconds']:.1f} s (cached: later queries of this layer reuse them)"
+        )
+    else:
+        text = f"neighbourhoods from the cache ({info['seconds']:.2f} s)"
+    return [html.P(text, className="neighbourhood-note", style={"fontSize": "12px"})]
 
 
 def _retrieval_block(side: str, rel: str, hits: Any, layer: Any, scoring: str, fmt: Any) -> Any:
@@ -1002,6 +1290,7 @@ def _retrieval_block(side: str, rel: str, hits: Any, layer: Any, scoring: str, f
                 f"top-1 is the gold translation in {n_ok} of {len(top1)} languages",
                 className="top1-summary",
             ),
+            *_neighbourhood_note(hits),
             table,
             dcc.Graph(
                 id=gid,
