@@ -285,6 +285,7 @@ def test_out_of_memory_halves_the_batch(tiny_bert, tmp_path, monkeypatch):
 
 
 def test_word_alignment_corpus_keeps_its_gold_links(tiny_xlmr, tmp_path):
+    from dashboards._catalog import Catalog
     from dashboards._views import _gold_links
     from xalign.data import gold_alignments, read_word_align
 
@@ -298,11 +299,12 @@ def test_word_alignment_corpus_keeps_its_gold_links(tiny_xlmr, tmp_path):
     store, _ = extract(cfg(tmp_path), corpus=corpus, encoder=tiny_xlmr)
     assert (store.path / "gold_alignments.tsv").is_file()
     rows = store.rows
+    cat = Catalog(tmp_path)
     for k, (sure, possible) in enumerate(gold_alignments(folder)):
         a = rows[(rows["group"] == f"en-de:{k}") & (rows["lang"] == "eng")]["id"].item()
         b = rows[(rows["group"] == f"en-de:{k}") & (rows["lang"] == "deu")]["id"].item()
-        assert _gold_links(store.path, a, b) == (set(sure), set(possible))
-    assert _gold_links(store.path, "x", "y") is None
+        assert _gold_links(cat, store.path, a, b) == (set(sure), set(possible))
+    assert _gold_links(cat, store.path, "x", "y") is None
 
 
 def test_callers_attention_implementation_is_restored(tiny_bert, tmp_path):

@@ -23,7 +23,7 @@ data specs (--data KIND:PATH):
 
 examples:
   python -m xalign.extract --out runs/demo
-  python -m xalign.extract --model e5-small --data tatoeba:../shared/data/tatoeba/v1 \\
+  python -m xalign.extract --model e5-small --data tatoeba:data/tatoeba/v1 \\
       --langs deu,fra,cmn,swh --layers all --pooling mean,cls --tokens \\
       --attentions head-mean --out runs/tatoeba-e5
   python -m xalign.extract --model bert-base-multilingual-cased --data sib200:sib-200 \\
@@ -32,7 +32,9 @@ examples:
       --engine ray --address auto --out /shared/runs/tatoeba-xlmr     # on a Ray cluster
 
 An interrupted run resumes when the same command is run again; an --out folder holding a store
-of another model, corpus or configuration is refused (use --overwrite to replace it).
+of another model, corpus or configuration is refused (use --overwrite to replace it). Run again
+on a complete store, the same command verifies every chunk's checksum and recomputes only the
+damaged chunks (or says what to do). `python -m xalign.extract --verify STORE` only checks.
 """
 
 
@@ -162,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="with --engine ray: GPUs per actor [default: 1 when the cluster has GPUs, else 0]",
     )
+    p.add_argument(
+        "--verify",
+        metavar="STORE",
+        help="check an existing store instead of extracting: every chunk's checksum, every "
+        "table, the manifest and array metadata; prints OK or one line per problem "
+        "(exit 1 when damaged; rerunning the extraction command recomputes damaged chunks)",
+    )
     p.add_argument("--label", help="checkpoint label for comparisons [default: folder name]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store at --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -175,9 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from xalign._io import write_json
-        from xalign.extract._extract import extract
+        from xalign.extract._extract import check_out, extract
 
+        verify = getattr(args, "verify", None)
+        if verify is not None:
+            return _verify(verify, given=[k for k in vars(args) if k not in ("verify", "config")])
         cfg = config_from_args(ExtractConfig, args, config_file=args.config, parser=parser)
+        check_out(cfg.out)  # before the model loads
         from xalign.extract._extract import _load_encoder
 
         encoder = _load_encoder(cfg) if cfg.pairs else None  # loaded once for both passes
@@ -208,6 +221,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_main(body)
+
+
+def _verify(path: str, *, given: list[str]) -> int:
+    """``--verify STORE``: print the report; 0 when intact, 1 when damaged."""
+    from xalign.errors import ConfigError
+    from xalign.store import verify_store
+
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise ConfigError(f"--verify checks a store and takes no other options (got {flags})")
+    report = verify_store(path)
+    print(report.format())
+    if not report.ok:
+        print(
+            f"error: store {path} is damaged ({len(report.problems)} problem(s)); rerun the "
+            "extraction command that made it to recompute the damaged chunks",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

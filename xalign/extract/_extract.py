@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChunkSpec",
     "ExtractSummary",
+    "check_out",
     "compute_chunk",
     "extract",
     "length_sorted_batches",
@@ -55,6 +56,7 @@ class ExtractSummary:
     already_complete: bool
     store_bytes: int
     batch_backoffs: int
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def sentences_per_s(self) -> float:
@@ -62,12 +64,16 @@ class ExtractSummary:
 
     def format(self) -> str:
         state = (
-            "already complete, nothing to do"
+            "already complete and verified, nothing to do"
             if self.already_complete
-            else ("resumed" if self.resumed else "new")
+            else ("repaired" if self.repairs else "resumed" if self.resumed else "new")
         )
+        found = [f"found      {x}" for x in self.repairs[:10]]
+        if len(self.repairs) > 10:
+            found.append(f"found      ... and {len(self.repairs) - 10} more")
         return "\n".join(
             [
+                *found,
                 f"store      {self.path}  ({state})",
                 f"rows       {self.rows:,} in {self.languages} languages",
                 f"tokens     {self.tokens:,}  (truncated rows: {self.truncated:,})",
@@ -257,6 +263,32 @@ def _load_encoder(cfg: ExtractConfig, *, device: str | None = None) -> Encoder:
     )
 
 
+def check_out(out: str | Path) -> Path:
+    """Check the store folder ``out`` before any expensive work (model loading, tokenising).
+
+    It must not lie inside another store, must be a folder (or not exist yet) and must take a
+    file; it is created. Raises :class:`ConfigError` with one line naming the path.
+    """
+    from xalign._io import ensure_writable_dir, inside_store
+
+    p = Path(out)
+    holder = inside_store(p.parent if str(p.parent) else Path("."))
+    if holder is not None:
+        raise ConfigError(
+            f"--out {p} lies inside the store {holder}; write the new store beside it"
+        )
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--out {p}: a file stands where a store folder is expected")
+    created = [q for q in (p, *p.parents) if not q.exists()]
+    ensure_writable_dir(p, what="--out")
+    for q in created:  # leave no empty folder behind if the run stops before writing
+        try:
+            q.rmdir()
+        except OSError:
+            break
+    return p
+
+
 def extract(
     config: ExtractConfig,
     *,
@@ -272,6 +304,7 @@ def extract(
     """
 
     t0 = time.perf_counter()
+    check_out(config.out)
     if corpus is None:
         from xalign.data import load_corpus
 
@@ -444,8 +477,33 @@ class _Plan:
                     f"{self.writer.path}: chunk {chunk} array {name} has shape {data.shape}, "
                     f"expected {(hi - lo, *target.shape[1:])} (rows {a}..{b - 1})"
                 )
-            target[lo:hi] = data
+            self.writer.write_rows(name, lo, data)  # checksums its chunk files
         self.writer.mark_done(chunk)
+
+    def redo_damaged(self) -> None:
+        """Mark the row chunks whose array chunks were found damaged as not done."""
+        spans: dict[str, NDArray[np.int64] | None] = {
+            "sentence": None,
+            "token": self.tok_off,
+            "attention": self.att_off,
+        }
+        redo: set[int] = set()
+        for name, ks in self.writer.damaged.items():
+            if name not in self.arrays:
+                continue  # offsets: rewritten by every run
+            c0 = int(self.arrays[name].chunks[0])
+            span = spans[name.split("/", 1)[0]]
+            for k in ks:
+                lo, hi = k * c0, (k + 1) * c0
+                if span is None:
+                    r0, r1 = lo, min(hi, self.n_rows)
+                else:  # rows whose elements overlap [lo, hi)
+                    r0 = int(np.searchsorted(span, lo, side="right")) - 1
+                    r1 = int(np.searchsorted(span, hi, side="left"))
+                r0, r1 = max(r0, 0), min(r1, self.n_rows)
+                if r1 > r0:
+                    redo.update(range(r0 // self.chunk_rows, (r1 - 1) // self.chunk_rows + 1))
+        self.writer.redo(redo)
 
 
 def _prepare(
@@ -574,6 +632,9 @@ def _prepare(
         )
     plan.n_tokens, plan.n_full, plan.arrays = n_tokens, n_full, arrays
     plan.tok_off, plan.att_off = tok_off, att_off
+    plan.redo_damaged()
+    for line in writer.repairs:
+        log.warning("%s", line)
     return plan
 
 
@@ -713,6 +774,7 @@ def _summary(
         already_complete=writer.already_complete,
         store_bytes=store.nbytes_on_disk(),
         batch_backoffs=backoffs,
+        repairs=list(getattr(writer, "repairs", [])),
     )
 
 

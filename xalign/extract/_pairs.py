@@ -10,8 +10,8 @@ prefix tokens dropped):
 - ``ab`` ``[T_a, T_b]``: rows = *a*'s tokens as queries, columns = *b*'s tokens as keys;
 - ``ba`` ``[T_b, T_a]``: rows = *b*'s tokens, columns = *a*'s tokens.
 
-These are the inputs of attention-derived word alignment (Garg et al. 2019; metrics.md
-B.9c). Layout, beside the store's own files::
+These are the inputs of attention-derived word alignment (Garg et al. 2019;
+docs/metrics.md#attn-align). Layout, beside the store's own files::
 
     arrays.zarr/pairs/<a>-<b>/ab          [sum T_a*T_b, n_layers] float16, flat row-major blocks
     arrays.zarr/pairs/<a>-<b>/ba          [sum T_b*T_a, n_layers] float16

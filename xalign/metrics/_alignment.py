@@ -1,7 +1,7 @@
 """Word alignment from embeddings or attention, and its scores (AER, precision, recall, F1).
 
 Links are sets of 0-based ``(i, j)`` tuples: ``i`` indexes source words, ``j`` target words.
-Formulas and sources: metrics.md B.9.
+Formulas and sources: docs/metrics.md#word-alignment.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def word_similarity(
 
     References
     ----------
-    Jalili Sabet et al. 2020, *SimAlign*, Findings of EMNLP (metrics.md B.9a).
+    Jalili Sabet et al. 2020, *SimAlign*, Findings of EMNLP (docs/metrics.md#simalign).
 
     Examples
     --------
@@ -201,7 +201,7 @@ def argmax_align(similarity: ArrayLike) -> Links:
     References
     ----------
     Jalili Sabet, Dufter, Yvon & Schütze 2020, *SimAlign*, Findings of EMNLP;
-    ``simalign/simalign.py::get_alignment_matrix`` (metrics.md B.9a).
+    ``simalign/simalign.py::get_alignment_matrix`` (docs/metrics.md#simalign).
 
     Examples
     --------
@@ -246,7 +246,7 @@ def itermax_align(similarity: ArrayLike, *, max_iter: int = 2, alpha: float = 0.
     References
     ----------
     Jalili Sabet, Dufter, Yvon & Schütze 2020, *SimAlign*, Findings of EMNLP, §2.3;
-    ``simalign/simalign.py::iter_max`` (metrics.md B.9a).
+    ``simalign/simalign.py::iter_max`` (docs/metrics.md#simalign).
 
     Examples
     --------
@@ -363,8 +363,8 @@ def attention_align(
     ----------
     Garg, Peitz, Nallasamy & Paulik 2019, *Jointly Learning to Align and Translate with
     Transformer Models*, EMNLP; Dou & Neubig 2021, *Word Alignment by Fine-tuning Embeddings
-    on Parallel Corpora*, EACL (awesome-align ``modeling.py::BertGuideHead``); metrics.md
-    B.9c.
+    on Parallel Corpora*, EACL (awesome-align ``modeling.py::BertGuideHead``);
+    docs/metrics.md#attn-align.
 
     Examples
     --------
@@ -438,7 +438,7 @@ def read_gold_alignments(path: str | Path) -> list[tuple[Links, Links]]:
     References
     ----------
     Och & Ney 2003, Computational Linguistics; awesome-align ``examples/*.gold``;
-    ../shared/data/word-align/README.md.
+    docs/metrics.md#aer (the format).
 
     Examples
     --------

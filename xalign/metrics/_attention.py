@@ -3,7 +3,7 @@ push/pull mechanism checks of EAR (Ding et al. 2022).
 
 Attention arrays have shape ``[..., H, T, T]`` (leading batch axes, heads, query rows, key
 columns) holding softmax probabilities; a 2-D ``[T, T]`` array is one head. Sources:
-metrics.md B.9 and push-pull.md.
+docs/metrics.md#word-alignment and docs/push-pull.md.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def attention_alignment_similarity(
     \\mathbb{R}^{L^2}`. Both in [-1, 1] (cosine in [0, 1] for attention weights); higher =
     the translation attends along the same aligned structure. NaN when undefined (fewer
     than two distinct values for Pearson). This is the alignment-projected comparison
-    suggested in metrics.md B.9(e) for inputs of different lengths; use word-level maps
+    suggested in docs/metrics.md#attn-agree for inputs of different lengths; use word-level maps
     (:func:`merge_attention_to_words`) and gold or predicted links.
 
     Parameters
@@ -196,7 +196,7 @@ def attention_alignment_similarity(
 
     References
     ----------
-    xalign-defined (metrics.md B.9d-e); attention-map comparison as in Clark et al. 2019,
+    xalign-defined (docs/metrics.md#attn-mass); attention-map comparison as in Clark et al. 2019,
     BlackboxNLP.
 
     Examples
@@ -243,7 +243,7 @@ def attention_distance(
       :math:`[0,\\ln 2]`; 0 = identical.
 
     Both also per head (``mse_per_head``, ``js_per_head``). Row-wise JS over aligned rows is
-    the length-robust comparison of metrics.md B.9(e).
+    the length-robust comparison of docs/metrics.md#attn-agree.
 
     Parameters
     ----------
@@ -258,7 +258,7 @@ def attention_distance(
     References
     ----------
     Lin 1991, *Divergence measures based on the Shannon entropy*, IEEE Trans. Inf. Theory
-    (JS); metrics.md B.9(e).
+    (JS); docs/metrics.md#attn-agree.
 
     Examples
     --------
@@ -356,7 +356,7 @@ def embedding_push_distance(
     ----------
     Ding et al. 2022, *A Simple and Effective Method to Improve Zero-Shot Cross-Lingual
     Transfer Learning*, COLING (arXiv:2210.09934); KB-Ding/EAR ``models/bert_ept_apt.py``;
-    push-pull.md §1.
+    docs/push-pull.md#method.
 
     Examples
     --------
@@ -412,7 +412,7 @@ def attention_pull_mse(attn_orig: ArrayLike, attn_pert: ArrayLike) -> float:
     References
     ----------
     Ding et al. 2022, COLING (arXiv:2210.09934); KB-Ding/EAR ``models/bert_ept_apt.py``;
-    push-pull.md §1.
+    docs/push-pull.md#method.
 
     Examples
     --------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xalign.store._integrity import VerifyReport, verify_store
 from xalign.store._pairs import (
     PairAttention,
     pair_attention_exists,
@@ -17,9 +18,11 @@ __all__ = [
     "PairAttention",
     "Store",
     "StoreWriter",
+    "VerifyReport",
     "is_store",
     "pair_attention_exists",
     "parallel_rows",
     "read_pair_attention",
     "resolve_pair_langs",
+    "verify_store",
 ]

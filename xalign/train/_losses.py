@@ -1,6 +1,6 @@
 """The push/pull objective of Ding et al. 2022 ("EAR"): Embedding-Push, Attention-Pull, RT.
 
-Notation as in ``push-pull.md``: x is the original view, x̃ the synonym-perturbed view,
+Notation as in ``docs/push-pull.md``: x is the original view, x̃ the synonym-perturbed view,
 E(·) = ``hidden_states[0]`` (the embedding layer: LayerNorm(word + position + type) + dropout),
 A^(ℓ)(·) the softmax attention probabilities of block ℓ, all heads, f the classifier. The total
 is the reference code's

@@ -4,7 +4,7 @@
   ``eng_Latn/dev.tsv``, test on every language's ``test.tsv``.
 * ``pawsx``: PAWS-X paraphrase pairs (labels 0/1). Trains on ``train-en.tsv`` when the folder has
   it, else on the English dev set minus ``dev_holdout`` pairs kept for selection (the layout of
-  ``../shared/data/paws-x``, which has no English train file). Tests on every language whose
+  a PAWS-X copy, which has no English train file). Tests on every language whose
   test file has labels (de and zh there, via ``hf/``).
 * ``tsv``: a folder of XTREME-style ``{train,dev,test}-{lang}.tsv`` files (e.g. XNLI): tab-split,
   no CSV quoting; either a header naming ``label`` and ``text`` (or ``sentence1``
