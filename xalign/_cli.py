@@ -111,6 +111,8 @@ def config_from_args(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML ({e})") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
         data = data.get("extract", data) if cls.__name__ == "ExtractConfig" else data
         unknown = sorted(set(data) - fields)
         if unknown:

@@ -150,6 +150,13 @@ class Corpus:
             rows = rows[rows["lang"].isin(keep) | rows["lang_raw"].isin(keep)]
         if split is not None:
             splits = {split} if isinstance(split, str) else set(split)
+            have = sorted(set(self.rows["split"].dropna()))
+            if not have:
+                raise DataError(
+                    f"split(s) {sorted(splits)} asked for, but this corpus has no splits "
+                    "(its rows carry no split); leave the split out",
+                    path=self.source or self.name,
+                )
             rows = rows[rows["split"].isin(splits)]
             if len(rows) == 0:
                 raise DataError(

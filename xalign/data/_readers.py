@@ -56,17 +56,31 @@ def _decode(path: Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise DataError("a folder stands where a file is expected", path=path) from None
     except OSError as e:
         raise DataError(f"cannot read file: {e.strerror}", path=path) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        hint = " (a UTF-16 file? save it as UTF-8)" if utf16 else ""
         raise DataError(
-            f"invalid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); expected UTF-8 text",
+            f"invalid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); expected UTF-8 "
+            f"text{hint}",
             path=path,
             line=line,
         ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        hint = " (a UTF-16 file? save it as UTF-8)" if text.count("\x00") * 4 > len(text) else ""
+        raise DataError(
+            f"NUL byte (\\x00) at character {nul}; expected plain UTF-8 text{hint}",
+            path=path,
+            line=line,
+        )
     return text.removeprefix("\ufeff")
 
 
@@ -124,6 +138,8 @@ class _Rows:
     ) -> None:
         if not text.strip():
             raise DataError("empty or whitespace-only text", path=path, line=line)
+        if not id.strip():
+            raise DataError("empty row id; expected a non-empty id", path=path, line=line)
         if id in self._ids:
             p, ln = self._ids[id]
             raise DataError(f"duplicate row id {id!r} (first at {p}:{ln})", path=path, line=line)
@@ -224,8 +240,7 @@ def _folder(folder: str | PathLike[str], what: str) -> Path:
 def _check_split(split: str | None, allowed: Sequence[str], what: str) -> None:
     if split is not None and split not in allowed:
         raise ConfigError(
-            f"{what} split must be one of {', '.join(map(repr, allowed))} or None (all), "
-            f"got {split!r}"
+            f"{what} split must be one of {', '.join(map(repr, allowed))} or 'all', got {split!r}"
         )
 
 
@@ -321,6 +336,8 @@ def read_tatoeba(
                 f"{len(le)} (line i of one must translate line i of the other)",
                 path=fx,
             )
+        if not lx:
+            raise DataError("empty file; expected one sentence per line", path=fx)
         n = len(lx) if limit is None else min(limit, len(lx))
         pairs[xxx] = n
         for i in range(n):
@@ -790,12 +807,30 @@ def _records_corpus(
             return None
         if isinstance(v, float) and v.is_integer():
             v = int(v)
-        return (
-            v if isinstance(v, str) else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
-        )
+        return v if isinstance(v, str) else str(v)
+
+    def check_types(rec: Mapping[str, Any], got: Mapping[str, str | None], line: int) -> None:
+        # A list or object would be embedded as its JSON text, a number or true/false as
+        # "123"/"True": silently not the sentence meant. Ids, groups and labels may be numbers.
+        for fld, col in got.items():
+            if col is None:
+                continue
+            v = rec.get(col)
+            if v is None or isinstance(v, str):
+                continue
+            if isinstance(v, (dict, list, tuple)) or (
+                fld in ("text", "lang") and not isinstance(v, str)
+            ):
+                raise DataError(
+                    f"column {col!r} ({fld}) holds {type(v).__name__} {_short(v)}; "
+                    f"expected {'a string' if fld in ('text', 'lang') else 'a string or number'}",
+                    path=path,
+                    line=line,
+                )
 
     for n, (line, rec) in enumerate(records):
         got = fixed if fixed is not None else resolve(list(rec), line)
+        check_types(rec, got, line)
         text = value(rec, got["text"])
         if text is None:
             raise DataError(f"missing text (column {got['text']!r})", path=path, line=line)
@@ -830,6 +865,15 @@ def _delimited_records(
     if first is None:
         raise DataError("empty file (expected a header row naming the columns)", path=path)
     header = [h.strip() for h in first[1]]
+    other = "," if delimiter == "\t" else "\t"
+    if len(header) == 1 and other in header[0]:
+        kind, spec = ("CSV", "csv") if other == "," else ("TSV", "tsv")
+        raise DataError(
+            f"the header is one column {header[0]!r}: the file looks {kind} "
+            f"(use --data {spec}:{path}, or format={spec!r})",
+            path=path,
+            line=first[0],
+        )
     dup = [h for h in header if header.count(h) > 1]
     if dup:
         raise DataError(f"header names column {dup[0]!r} twice", path=path, line=first[0])
@@ -847,12 +891,36 @@ def _delimited_records(
     return header, gen()
 
 
+def _short(v: Any, width: int = 40) -> str:
+    text = json.dumps(v, ensure_ascii=False) if not isinstance(v, tuple) else repr(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _jsonl_records(text: str, path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
     for i, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as e:
+            raise DataError(
+                f"key {e.args[0]!r} appears twice in one object; expected each key once",
+                path=path,
+                line=i,
+            ) from None
         except json.JSONDecodeError as e:
             raise DataError(f"bad JSON: {e.msg} (column {e.colno})", path=path, line=i) from None
         if not isinstance(rec, dict):

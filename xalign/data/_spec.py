@@ -54,8 +54,8 @@ def parse_data_spec(spec: str) -> tuple[str, str]:
 
     Examples
     --------
-    >>> parse_data_spec("tatoeba:../shared/data/tatoeba/v1")
-    ('tatoeba', '../shared/data/tatoeba/v1')
+    >>> parse_data_spec("tatoeba:data/tatoeba/v1")
+    ('tatoeba', 'data/tatoeba/v1')
     >>> parse_data_spec("sample")
     ('sample', '')
     >>> parse_data_spec("hf:Davlan/sib200:eng_Latn")
@@ -120,8 +120,11 @@ def load_corpus(
     (6, ['eng', 'fra'])
     """
     kind, path = parse_data_spec(spec)
-    if limit_per_lang is not None and limit_per_lang < 1:
-        raise DataError(f"limit_per_lang must be >= 1, got {limit_per_lang}")
+    lim = limit_per_lang
+    if lim is not None and (isinstance(lim, bool) or not isinstance(lim, int) or lim < 1):
+        raise DataError(
+            f"limit_per_lang (--limit-per-lang) must be an integer >= 1, got {limit_per_lang!r}"
+        )
     if columns is not None and kind not in ("tsv", "csv", "jsonl", "hf"):
         raise DataError(f"columns= applies to tsv, csv, jsonl and hf data, not {kind!r}")
     want = split if split is not None else _DEFAULT_SPLIT.get(kind)

@@ -2,7 +2,7 @@
 corpus, and their gold links.
 
 A pair ``en-fr`` is two files with one stem, e.g. ``en-fr/enfr.src-tgt`` and
-``en-fr/enfr.gold`` (../shared/data/word-align/README.md):
+``en-fr/enfr.gold`` (docs/metrics.md#aer):
 
 - ``<stem>.src-tgt``: one sentence pair per line, ``source tokens ||| target tokens``, already
   tokenised and space-separated;

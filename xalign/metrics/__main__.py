@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xalign._cli import HelpFormatter, config_from_args, os_error_message, run_main
-from xalign.errors import XAlignError
+from xalign.errors import ConfigError, XAlignError
 from xalign.metrics._config import (
     METRIC_GROUPS,
     OUT_SUFFIXES,
@@ -153,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if getattr(args, "pivot", None) == "none":
             args.pivot = None
-        cfg = config_from_args(MetricsConfig, args, config_file=args.config, parser=parser)
+        try:
+            cfg = config_from_args(MetricsConfig, args, config_file=args.config, parser=parser)
+        except ConfigError as e:
+            # the dataclass checks some values itself: say which file they came from
+            if args.config and str(args.config) not in str(e):
+                raise ConfigError(f"{e} (with --config {args.config})") from None
+            raise
         listing = _folders_of_stores(cfg.store_paths)
         if listing:
             print(listing, file=sys.stderr)
@@ -161,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(cfg.out) if cfg.out else default_out(cfg.store_paths[0])
         inputs = [*cfg.store_paths, *([args.config] if args.config else [])]
         if cfg.gold:
-            inputs.append(
-                cfg.gold.split(":", 1)[1] if cfg.gold.startswith("wordalign:") else cfg.gold
-            )
+            kind, sep, rest = cfg.gold.partition(":")
+            inputs.append(rest if sep and kind.lower() in ("wordalign", "word-align") else cfg.gold)
         check_output(out, inputs=inputs, suffixes=OUT_SUFFIXES)
         sidecar = _sidecar(out)
         check_output(sidecar, inputs=inputs, what="--out (its .config.json)")
+        for target, what in ((out, "--out"), (sidecar, "--out (its .config.json)")):
+            _refuse_read_only(target, what)
         cfg.out = str(out)
 
         from xalign.metrics._run import IncompleteResultsError, compute_metrics, summarize
@@ -188,6 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_main(body)
+
+
+def _refuse_read_only(target: Path, what: str) -> None:
+    """A file made read-only is being kept on purpose: replacing it (a rename ignores the
+    file's own mode) would destroy it without a word."""
+    # the mode bits, not os.access: to root every file is writable
+    if target.is_file() and not (target.stat().st_mode & 0o222 and os.access(target, os.W_OK)):
+        raise ConfigError(
+            f"{what} {target} exists and is read-only; nothing was computed. Choose another "
+            "--out, or make it writable (chmod u+w) to replace it"
+        )
 
 
 def _sidecar(out: Path) -> Path:

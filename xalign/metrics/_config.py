@@ -59,11 +59,21 @@ def _one_str(value: Any, flag: str, *, optional: bool = False) -> None:
         raise ConfigError(f"{flag} {value!r}: expected a non-empty string")
 
 
-def _int_at_least(value: Any, flag: str, minimum: int, note: str = "") -> None:
+def _int_at_least(
+    value: Any, flag: str, minimum: int, note: str = "", *, maximum: int | None = None
+) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{flag} {value!r}: invalid int value")
     if value < minimum:
         raise ConfigError(f"{flag} {value}: expected an integer >= {minimum}{note}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{flag} {value}: expected an integer from {minimum} to {maximum}{note}")
+
+
+#: Largest seed numpy and scikit-learn accept (``RandomState``: 0 .. 2**32 - 1).
+MAX_SEED = 2**32 - 1
+#: More resamples than this change no reported digit and only cost time and memory.
+MAX_BOOTSTRAP = 1_000_000
 
 
 def _choice(value: Any, flag: str, allowed: tuple[str, ...]) -> None:
@@ -117,7 +127,13 @@ class MetricsConfig:
         self.metrics = _str_list(self.metrics, "--metrics")
         self.scoring = _str_list(self.scoring, "--scoring")
         if self.langs is not None:
-            self.langs = _str_list(self.langs, "--langs") or None
+            given = self.langs
+            self.langs = _str_list(self.langs, "--langs")
+            if not self.langs:
+                raise ConfigError(
+                    f"--langs {given!r}: names no language; give codes like deu,fra "
+                    "(or leave --langs out for every language in the store)"
+                )
         bad = [m for m in self.metrics if m != "all" and m not in METRIC_GROUPS]
         if bad or not self.metrics:
             raise ConfigError(
@@ -134,16 +150,23 @@ class MetricsConfig:
         ):
             self.layers = ",".join(map(str, self.layers))
         _one_str(self.layers, "--layers")
+        if not self.layers.replace(",", "").strip():
+            raise ConfigError(
+                f"--layers {self.layers!r}: names no layer; expected 'all', 'last', or e.g. "
+                "'0,6,12'"
+            )
         _one_str(self.pivot, "--pivot", optional=True)
         if self.pivot == "none":
             self.pivot = None
         _one_str(self.out, "--out", optional=True)
         _one_str(self.gold, "--gold", optional=True)
         _int_at_least(self.k, "--k", 1)
-        _int_at_least(self.bootstrap, "--bootstrap", 0, " (0 = no intervals)")
+        _int_at_least(
+            self.bootstrap, "--bootstrap", 0, " (0 = no intervals)", maximum=MAX_BOOTSTRAP
+        )
         _int_at_least(self.sample_size, "--sample-size", 4)
         _int_at_least(self.cv, "--cv", 2)
-        _int_at_least(self.seed, "--seed", 0)
+        _int_at_least(self.seed, "--seed", 0, maximum=MAX_SEED)
         _choice(self.centering, "--centering", CENTERINGS)
         _choice(self.backend, "--backend", BACKENDS)
         _choice(self.gold_out_of_range, "--gold-out-of-range", GOLD_OUT_OF_RANGE)
@@ -152,6 +175,8 @@ class MetricsConfig:
         _switch(self.progress, "--no-progress")
         if not self.stores:
             raise ConfigError("no stores given: pass one or more store folders (or label=path)")
+        for arg in self.stores:
+            split_store_arg(arg)  # refuses an empty label or path now, not after opening
 
     @property
     def groups(self) -> list[str]:
@@ -179,9 +204,20 @@ class MetricsConfig:
 
 
 def split_store_arg(arg: str) -> tuple[str | None, str]:
-    """``label=path`` → (label, path); a bare path (even one with ``=`` in it) → (None, path)."""
+    """``label=path`` → (label, path); a bare path (even one with ``=`` in it) → (None, path).
+
+    An empty label (``=runs/x``) or path (``before=``) is refused: the first would silently
+    fall back to the store's own label, the second name the current folder.
+    """
+    if not arg.strip():
+        raise ConfigError("empty store argument; expected a store folder or label=path")
     if "=" in arg and not Path(arg).exists():
         label, path = arg.split("=", 1)
+        if not label.strip() or not path.strip():
+            raise ConfigError(
+                f"store argument {arg!r}: expected label=path with a non-empty label and path "
+                "(e.g. before=runs/sib-before)"
+            )
         return label, path
     return None, arg
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import warnings
@@ -383,10 +384,12 @@ class _Plan:
     """Which group runs on which store, decided before any computation."""
 
     def __init__(self, cfg: MetricsConfig) -> None:
-        self.cfg = cfg
         self.stores = _open_stores(cfg)
         if len(self.stores) > 1 and not cfg.independent:
             _check_same_corpus(self.stores)
+        cfg = _resolve_codes(cfg, self.stores)
+        self.cfg = cfg
+        self.notes: list[str] = []
         self.layers: dict[str, list[int]] = {}
         self.facts: dict[str, _Facts] = {}
         for label, store in self.stores:
@@ -396,8 +399,8 @@ class _Plan:
                 )
             self.layers[label] = store.resolve_layers(cfg.layers)
             self.facts[label] = _Facts(label, store, cfg)
+            self._check_pivot(label, store)
         self.gold = _load_gold(cfg) if "word_align" in cfg.groups or cfg.gold else None
-        self.notes: list[str] = []
         self.runs: dict[str, list[str]] = {}
         refused: list[str] = []
         for label, store in self.stores:
@@ -420,6 +423,56 @@ class _Plan:
 
     def runs_on(self, label: str, group: str) -> bool:
         return group in self.runs[label]
+
+    def _check_pivot(self, label: str, store: Any) -> None:
+        """A pivot the store lacks pairs every two languages instead: refuse one given by hand,
+        and say so for the default (``eng``), so no average silently covers other pairs."""
+        pivot, langs = self.cfg.pivot, self.facts[label].langs
+        if pivot is None or pivot in langs or len(langs) < 2:
+            return
+        if not {"retrieval", "bucc"} & set(self.cfg.groups):
+            return
+        if pivot != _DEFAULT_PIVOT:
+            raise ConfigError(
+                f"--pivot {pivot!r}: not among the languages of store {store.path} "
+                f"({_listing(langs)}); name one of them, or --pivot none for every pair"
+            )
+        self.notes.append(
+            f"retrieval/bucc for {label}: no {pivot} rows (the default --pivot), so every two "
+            "languages are paired"
+        )
+
+
+_DEFAULT_PIVOT = MetricsConfig.__dataclass_fields__["pivot"].default
+
+
+def _resolve_codes(cfg: MetricsConfig, stores: list[tuple[str, Any]]) -> MetricsConfig:
+    """``--langs`` and ``--pivot`` in the stores' own codes: ``en`` means ``eng`` there.
+
+    A code the stores hold is kept as given; another is normalised (ISO 639-1 → 639-3) when
+    that gives a code they hold. Anything else is left for the checks that list what is there.
+    """
+    from xalign.data import normalize_lang
+
+    present: set[str] = set()
+    for _, store in stores:
+        rows = store.rows
+        present |= set(rows["lang"].dropna().astype(str))
+
+    def resolve(code: str) -> str:
+        if code in present:
+            return code
+        try:
+            norm = normalize_lang(code)
+        except XAlignError:
+            return code
+        return norm if norm in present else code
+
+    langs = None if cfg.langs is None else list(dict.fromkeys(resolve(x) for x in cfg.langs))
+    pivot = None if cfg.pivot is None else resolve(cfg.pivot)
+    if langs == cfg.langs and pivot == cfg.pivot:
+        return cfg
+    return dataclasses.replace(cfg, langs=langs, pivot=pivot)
 
 
 def plan_metrics(config: MetricsConfig) -> list[str]:
@@ -468,6 +521,7 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
     plan = _Plan(config)
+    config = plan.cfg
     out = _Collector(plan.notes)
     total = sum(
         len(plan.layers[label])
@@ -636,7 +690,18 @@ def _load_gold(cfg: MetricsConfig) -> Any:
         return None
     from xalign.data._wordalign import gold_alignments
 
-    path = cfg.gold.split(":", 1)[1] if cfg.gold.startswith("wordalign:") else cfg.gold
+    kind, sep, rest = cfg.gold.partition(":")
+    if sep and kind.lower() in ("wordalign", "word-align"):
+        path = rest
+    elif sep and kind.isalpha() and len(kind) > 1 and not Path(cfg.gold).exists():
+        raise ConfigError(
+            f"--gold {cfg.gold}: gold links are word-alignment files, not {kind!r} data; "
+            "expected wordalign:DIR (awesome-align .src-tgt + .gold)"
+        )
+    else:
+        path = cfg.gold
+    if not path.strip():
+        raise ConfigError(f"--gold {cfg.gold}: no folder given; expected wordalign:DIR")
     if not Path(path).exists():
         raise ConfigError(f"--gold {cfg.gold}: no such folder or file {path}")
     return gold_alignments(path, out_of_range=cfg.gold_out_of_range)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
+from xalign.errors import ConfigError
 from xalign.report._config import ReportConfig
 
 __all__ = ["build_parser", "main"]
@@ -108,7 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         print(summary.format())
         return 0
 
-    return run_main(body)
+    def with_config() -> int:
+        try:
+            return body()
+        except ConfigError as e:
+            # some values are checked past the TOML reader: say which file they may come from
+            if args.config and str(args.config) not in str(e):
+                raise ConfigError(f"{e} (with --config {args.config})") from None
+            raise
+
+    return run_main(with_config)
 
 
 if __name__ == "__main__":

@@ -166,11 +166,17 @@ def _parse_layers(v: Any, available: Sequence[int], what: str) -> list[int] | No
         try:
             if "-" in p.lstrip("-"):
                 a, b = p.split("-", 1)
-                items += list(range(int(a), int(b) + 1))
+                lo, hi = int(a), int(b)
+                backwards = lo > hi
+                items += list(range(lo, hi + 1))
             else:
                 items.append(int(p))
         except ValueError:
             raise ConfigError(f"{what} {v!r}: expected 'all' or layers like 0,4,8-12") from None
+        if "-" in p.lstrip("-") and backwards:
+            raise ConfigError(f"{what} {v!r}: range {p!r} runs backwards; write {hi}-{lo}")
+    if not items:
+        raise ConfigError(f"{what} {v!r}: names no layer; expected 'all' or layers like 0,4,8-12")
     bad = sorted(set(items) - set(available))
     if bad:
         raise ConfigError(
@@ -312,12 +318,20 @@ def _plan(
         wanted = [m for m in DEFAULT_METRICS if m in present_metrics]
         if not wanted:
             wanted = sorted(present_metrics)[:8]
-    choices = {**DEFAULT_PROTOCOL, **parse_choice(protocol)}
+    asked = parse_choice(protocol)
+    _check_choices(df, wanted, asked)
+    choices = {**DEFAULT_PROTOCOL, **asked}
     data: dict[str, pd.DataFrame] = {}
     means: dict[str, pd.DataFrame] = {}
     sels: dict[str, Selection] = {}
     for m in wanted:
         sel = select_rows(df, m, choices)
+        for key, value in asked.items():
+            want = _plain(json.loads(value))
+            if key in sel.applied and sel.applied[key] != want:
+                notes.append(
+                    f"{m}: has no rows with {key}={want}; shown with {key}={sel.applied[key]}"
+                )
         if sel.rows.empty:
             why = (
                 f"all {len(sel.nonfinite)} rows under the chosen protocol are NaN"
@@ -361,6 +375,36 @@ def _plan(
                 break
     return _Plan(df, where, list(data), data, means, sels, ckpts, used_layers, focus, cmp,
                  choices, lang_list, decimals, notes, total_rows)  # fmt: skip
+
+
+def _check_choices(df: pd.DataFrame, metrics: Sequence[str], asked: dict[str, str]) -> None:
+    """Every ``--protocol key=value`` must name a key and a value the chosen metrics have.
+
+    Otherwise :func:`select_rows` would fall back to the first value without a word: a report
+    asked for ``scoring=csls`` would show cosine numbers.
+    """
+    if not asked:
+        return
+    seen: dict[str, set[str]] = {}
+    for text in dict.fromkeys(df.loc[df["metric"].isin(list(metrics)), "protocol"].astype(str)):
+        try:
+            proto = json.loads(text) if text else {}
+        except ValueError:
+            continue
+        for k, v in (proto or {}).items():
+            seen.setdefault(str(k), set()).add(json.dumps(v, sort_keys=True))
+    for key, value in asked.items():
+        if key not in seen:
+            raise ConfigError(
+                f"--protocol {key}=...: no row of the chosen metrics records {key!r}; keys "
+                f"there: {', '.join(sorted(seen)) or '(none)'}"
+            )
+        if value not in seen[key]:
+            have = ", ".join(sorted(_plain(json.loads(x)) for x in seen[key]))
+            raise ConfigError(
+                f"--protocol {key}={_plain(json.loads(value))}: no row of the chosen metrics has "
+                f"that value; values there: {have}"
+            )
 
 
 def _outside_range(d: pd.DataFrame, value_range: tuple[float | None, float | None]) -> str:
@@ -1325,6 +1369,10 @@ def build_report(
     bad = [f for f in fmts if f not in FORMATS]
     if bad:
         raise ConfigError(f"--format {bad}: allowed values are {', '.join(FORMATS)}")
+    if not fmts:
+        raise ConfigError(
+            f"--format {formats!r}: names no format; give one or more of {', '.join(FORMATS)}"
+        )
     sfmts = _as_list(figure_formats) or []
     bad = [f for f in sfmts if f not in STATIC_FORMATS]
     if bad:
@@ -1360,6 +1408,7 @@ def build_report(
     inputs += [Path(x) for x in dict.fromkeys(plan.df["store"]) if Path(x).is_dir()]
     inputs += [st.path for st in stores.values()]
     out_dir = check_output(out, inputs=inputs, folder=True)
+    _refuse_foreign_files(out_dir)
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     res_path = Path(results) if from_file else out_dir / "results.parquet"  # type: ignore[arg-type]
     if isinstance(results, pd.DataFrame):
@@ -1540,6 +1589,36 @@ def build_report(
     )
 
 
+#: Files and folders a report writes at the top of its folder.
+_REPORT_NAMES = ("report.md", "report.html", "provenance.json", "config.json", "results.parquet",
+                 "tables", "figures")  # fmt: skip
+
+
+def _refuse_foreign_files(out_dir: Path) -> None:
+    """Refuse a folder whose files of the report's names belong to something else.
+
+    A report replaces ``report.md``, ``config.json``... in ``--out``: fine over an earlier
+    report (its ``provenance.json`` says so), but ``--out .`` in a project folder would replace
+    that project's own ``config.json`` without a word.
+    """
+    taken = [n for n in _REPORT_NAMES if (out_dir / n).exists()]
+    if not taken:
+        return
+    prov = out_dir / "provenance.json"
+    try:
+        earlier = json.loads(prov.read_text(encoding="utf-8")) if prov.is_file() else None
+    except (OSError, ValueError):
+        earlier = None
+    commands = earlier.get("commands") if isinstance(earlier, dict) else None
+    if isinstance(commands, dict) and "report" in commands:
+        return
+    raise ConfigError(
+        f"--out {out_dir} already holds {', '.join(taken)}, and not from an earlier report "
+        "(no report provenance.json there): a report would replace them. Choose a new or empty "
+        "folder"
+    )
+
+
 def _metrics_command_from_table(df: pd.DataFrame) -> str:
     """The stores of a results table as a metrics command, when its config was not recorded.
 
@@ -1559,12 +1638,15 @@ def _metrics_command(cfg: dict[str, Any] | None) -> str | None:
     options at their defaults are left out)."""
     if not cfg:
         return None
+    import shlex
+
     from xalign.metrics._run import MetricsConfig
 
     default = MetricsConfig(stores=["x"]).to_dict()
-    parts = ["python -m xalign.metrics", *map(str, cfg.get("stores", []))]
+    parts = ["python -m xalign.metrics", *map(shlex.quote, map(str, cfg.get("stores", [])))]
     for k, v in cfg.items():
-        if k in ("stores", "progress") or default.get(k) == v:
+        # the sidecar also records what happened ("notes", "failures"): those are no options
+        if k not in default or k in ("stores", "progress") or default.get(k) == v:
             continue
         flag = "--" + k.replace("_", "-")
         if isinstance(v, bool):
@@ -1573,10 +1655,10 @@ def _metrics_command(cfg: dict[str, Any] | None) -> str | None:
             elif v:
                 parts.append(flag)
         elif isinstance(v, list):
-            parts += [flag, ",".join(map(str, v))]
+            parts += [flag, shlex.quote(",".join(map(str, v)))]
         elif v is None:
             if k == "pivot":
                 parts += [flag, "none"]
         else:
-            parts += [flag, str(v)]
+            parts += [flag, shlex.quote(str(v))]
     return " ".join(parts)

@@ -82,19 +82,89 @@ def load_results(results: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.Dat
         raise DataError(
             "the results table has no rows", path=None if where.startswith("<") else where
         )
-    df = df[list(RESULTS_COLUMNS)].copy()
+    df = df[list(RESULTS_COLUMNS)].reset_index(drop=True)
+    _check_columns(df, None if where.startswith("<") else where)
     for c in ("lang", "lang2"):
         col = df[c].astype(object)
         df[c] = col.where(col.notna() & (col.astype(str) != ""), None)
-    df["checkpoint"] = df["checkpoint"].astype(str)
-    df["store"] = df["store"].astype(str)
-    df["metric"] = df["metric"].astype(str)
-    try:
-        df["layer"] = df["layer"].astype(np.int64)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"column 'layer' must hold integers ({e})", path=where) from e
-    df["protocol"] = df["protocol"].fillna("{}").astype(str)
-    return df.reset_index(drop=True), where
+    return df, where
+
+
+def _first(mask: Any) -> str:
+    """``"3 rows, first row 17"`` for a boolean mask over the table (rows counted from 1)."""
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+    return f"{len(idx)} row{'s' if len(idx) != 1 else ''}, first row {int(idx[0]) + 1}"
+
+
+def _check_columns(df: pd.DataFrame, path: str | None) -> None:
+    """Check every column's values in place (the table is already a copy): names present,
+    numbers numeric, layers whole and non-negative, protocols JSON objects, one row per key.
+
+    A value of the wrong kind is refused with the column and the first row rather than cast:
+    ``astype(int)`` would turn layer 0.5 into 0, and a text value would fail deep inside an
+    average.
+    """
+    for c in ("store", "checkpoint", "metric"):
+        col = df[c]
+        bad = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+        if bad.any():
+            raise DataError(f"column {c!r} is empty or null in {_first(bad)}", path=path)
+        df[c] = col.astype(str)
+    for c in ("value", "n", "ci_low", "ci_high", "layer"):
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col):
+            raise DataError(f"column {c!r} holds true/false; expected numbers", path=path)
+        num = pd.to_numeric(col, errors="coerce")
+        bad = (num.isna() & col.notna() & (col.astype(str).str.strip() != "")).to_numpy()
+        if bad.any():
+            first = col[bad].iloc[0]
+            raise DataError(
+                f"column {c!r} holds {first!r} and other non-numbers ({_first(bad)}); "
+                "expected numbers",
+                path=path,
+            )
+        if not pd.api.types.is_numeric_dtype(col):
+            df[c] = num.astype(float)
+    layer = df["layer"].to_numpy(dtype=float)
+    bad = ~np.isfinite(layer) | (layer != np.round(layer)) | (layer < 0)
+    if bad.any():
+        first = float(layer[bad][0])
+        raise DataError(
+            f"column 'layer' holds {first!r} ({_first(bad)}); expected whole numbers >= 0 "
+            "(0 = embedding output)",
+            path=path,
+        )
+    df["layer"] = layer.astype(np.int64)
+    n = df["n"].to_numpy(dtype=float)
+    bad = np.isfinite(n) & ((n < 0) | (n != np.round(n)))
+    if bad.any():
+        raise DataError(
+            f"column 'n' holds {float(n[bad][0])!r} ({_first(bad)}); expected a count", path=path
+        )
+    protos = df["protocol"].astype(object).where(df["protocol"].notna(), "{}").astype(str)
+    protos = protos.where(protos.str.strip() != "", "{}")
+    for text in dict.fromkeys(protos):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            bad = (protos == text).to_numpy()
+            raise DataError(
+                f"column 'protocol' holds {text[:60]!r} ({_first(bad)}); expected a JSON object "
+                'like {"pooling": "mean"}',
+                path=path,
+            )
+    df["protocol"] = protos
+    key = ["store", "checkpoint", "metric", "layer", "lang", "lang2", "protocol"]
+    dup = df[key].astype(str).duplicated().to_numpy()
+    if dup.any():
+        raise DataError(
+            f"{_first(dup)}: a row repeats an earlier row's store, checkpoint, metric, layer, "
+            "languages and protocol; a results table holds one row per result (was a table "
+            "appended twice? drop the repeats, e.g. df.drop_duplicates())",
+            path=path,
+        )
 
 
 def parse_choice(spec: str | Mapping[str, Any] | None) -> dict[str, str]:
