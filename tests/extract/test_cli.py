@@ -155,3 +155,30 @@ def test_cli_pairs_mode(tiny_bert_dir, tmp_path, capsys):
     assert ab.shape[::-1] == ba.shape and np.all((ab >= 0) & (ab <= 1))
     assert main([*argv[:-3], "--pairs", "eng", "--no-progress"]) == 2
     assert "expected two different languages" in capsys.readouterr().err
+
+
+def test_cli_refuses_other_corpus_before_model_loads(tiny_bert_dir, tmp_path, capsys, monkeypatch):
+    import xalign.extract._extract as ex
+
+    data = write_tsv(tmp_path / "c.tsv")
+    out = tmp_path / "store"
+    base = ["--model", str(tiny_bert_dir), "--out", str(out), "--no-progress"]
+    assert main([*base, "--data", f"tsv:{data}"]) == 0
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the corpus check")
+
+    monkeypatch.setattr(ex, "_load_encoder", no_model)
+    other = write_tsv(tmp_path / "d.tsv", n_groups=4)
+    assert main([*base, "--data", f"tsv:{other}"]) == 2
+    assert "corpus_fingerprint" in capsys.readouterr().err
+
+
+def test_backward_layer_range_is_refused():
+    from xalign.errors import ConfigError
+    from xalign.extract import parse_layers
+
+    assert parse_layers("-3--1", 12) == [10, 11, 12]
+    for spec in ("12-0", ","):
+        with pytest.raises(ConfigError, match="--layers"):
+            parse_layers(spec, 12)

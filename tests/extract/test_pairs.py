@@ -255,3 +255,30 @@ def test_bad_input(tiny_bert, tiny_xlmr, tmp_path):
     assert pair_attention_exists(store.path, "deu", "eng")
     with pytest.raises(ConfigError, match="exactly one of group= and index="):
         read_pair_attention(store.path, "deu", "eng", layer=1)
+
+
+def test_pair_set_records_checksums_and_verifies(tiny_bert, tmp_path):
+    """Every pair chunk's CRC-32, the metadata and table hashes and the record's own SHA-256
+    are written; verify_store checks them; a damaged chunk fails the read, and a rerun
+    recomputes the pair set."""
+    from xalign.errors import StoreError
+    from xalign.store import verify_store
+
+    store = make_store(tmp_path, tiny_bert, tokens=True, attentions="head-mean")
+    pa = extract_pair_attention(store.path, tiny_bert)
+    rec = pa.info["integrity"]
+    assert pa.info["format_version"] == 2 and len(pa.info["sha256"]) == 64
+    assert sorted(rec["arrays"]) == ["ab", "ab_offsets", "ba", "ba_offsets"]
+    assert len(rec["arrays"]["ab"]) == 2 and rec["table"]["rows"] == 3  # one chunk per layer
+    assert verify_store(store.path).ok
+    chunk = store.path / "arrays.zarr/pairs/eng-deu/ba/c/0/1"
+    data = bytearray(chunk.read_bytes())
+    data[10] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"pairs/eng-deu/ba chunk c/0/1 .*CRC-32.*--pairs eng,deu"):
+        read_pair_attention(store.path, "eng", "deu", index=0, layer=2)
+    assert not verify_store(store.path).ok
+    assert verify_store(store.path, pairs=False).ok  # the store itself is intact
+    extract_pair_attention(store.path, tiny_bert)
+    assert verify_store(store.path).ok
+    read_pair_attention(store.path, "eng", "deu", index=0, layer=2)

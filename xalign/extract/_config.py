@@ -146,7 +146,14 @@ def parse_layers(spec: str | list[int], num_layers: int) -> list[int]:
                     f"are 0..{num_layers} (0 = embedding output)"
                 )
         a, b = a % (num_layers + 1), b % (num_layers + 1)
-        out.update(range(min(a, b), max(a, b) + 1))
+        if a > b:
+            raise ConfigError(
+                f"--layers {item!r}: a range runs upwards (layer {a} is after layer {b}); "
+                f"write '{b}-{a}'"
+            )
+        out.update(range(a, b + 1))
+    if not out:
+        raise ConfigError(f"--layers {spec!r}: no layer named; e.g. 'all', 'last' or '0,6-12'")
     return sorted(out)
 
 

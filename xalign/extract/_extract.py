@@ -289,6 +289,32 @@ def check_out(out: str | Path) -> Path:
     return p
 
 
+def _check_existing_corpus(config: ExtractConfig, corpus: Corpus) -> None:
+    """Refuse, before the model loads, an ``--out`` store made from another corpus.
+
+    The full identity (encoder, extraction config) is checked once the encoder is known; the
+    corpus part needs no model, so a wrong ``--out`` fails in a second instead of after loading.
+    """
+    from xalign._io import read_json
+    from xalign.errors import StoreMismatchError
+    from xalign.store import is_store
+
+    out = Path(config.out)
+    if config.overwrite or not is_store(out):
+        return
+    try:
+        old = read_json(out / "manifest.json").get("identity", {}).get("corpus_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return  # the store's own checks report a damaged manifest with the right message
+    new = corpus.fingerprint()
+    if old is not None and old != new:
+        raise StoreMismatchError(
+            f"{out} holds a store of another model/corpus/config (corpus_fingerprint: store has "
+            f"{old!r}, "
+            f"this run has {new!r}); use another --out or --overwrite"
+        )
+
+
 def extract(
     config: ExtractConfig,
     *,
@@ -318,6 +344,7 @@ def extract(
         corpus = corpus.select(
             langs=config.langs, split=config.split, limit_per_lang=config.limit_per_lang
         )
+    _check_existing_corpus(config, corpus)
     if config.engine == "ray":
         from xalign.scale import extract_ray
 

@@ -22,7 +22,11 @@ docs/metrics.md#attn-align). Layout, beside the store's own files::
     pairs-<a>-<b>.json                    what made it (written last: the completeness mark)
 
 A rerun replaces all three atomically enough for readers: the JSON is removed first and
-written last, the arrays are written under a temporary name and swapped in.
+written last, the arrays are written under a temporary name and swapped in. The JSON records
+the CRC-32 of every chunk (read back after it was written), the SHA-256 of the arrays'
+metadata and of the table, and its own SHA-256, so readers find damage
+(:class:`xalign.store.PairAttention`, ``python -m xalign.extract --verify``); a rerun of the
+extraction command with ``--pairs A,B`` recomputes a damaged pair set.
 """
 
 from __future__ import annotations
@@ -56,9 +60,12 @@ from xalign.store._pairs import (
     PairAttention,
     _files,
     pair_attention_exists,
+    pair_records,
     parallel_rows,
     read_pair_attention,
     resolve_pair_langs,
+    seal,
+    table_record,
 )
 
 __all__ = [
@@ -273,6 +280,8 @@ def extract_pair_attention(
     zarr.open_group(str(path / _ARRAYS), mode="a", zarr_format=3).require_group("pairs")
     group = zarr.open_group(str(tmp_dir), mode="w", zarr_format=3)
     total = max(int(offsets[-1]), 1)
+    # uncompressed, every chunk written (even all zeros): a chunk file's size is fixed by the
+    # metadata and a missing file always means damage (see xalign.store._integrity)
     arrs = {
         k: group.create_array(
             k,
@@ -281,13 +290,20 @@ def extract_pair_attention(
             dtype="float16",
             compressors=None,
             fill_value=0,
+            config={"write_empty_chunks": True},
         )
         for k in ("ab", "ba")
     }
     for k in ("ab_offsets", "ba_offsets"):
-        group.create_array(k, shape=(N + 1,), chunks=(N + 1,), dtype="int64", fill_value=0)[...] = (
-            offsets
-        )
+        group.create_array(
+            k,
+            shape=(N + 1,),
+            chunks=(N + 1,),
+            dtype="int64",
+            compressors=None,
+            fill_value=0,
+            config={"write_empty_chunks": True},
+        )[...] = offsets
 
     model = encoder.model
     old_impl = encoder.attn_implementation
@@ -365,6 +381,8 @@ def extract_pair_attention(
             for k in ("ab", "ba"):
                 if hi > lo:
                     arrs[k][lo:hi] = buf[k]
+        # CRC-32 of every chunk as written (read back before the arrays are swapped in)
+        records = pair_records(tmp_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -396,6 +414,7 @@ def extract_pair_attention(
         }
     )
     write_parquet(table_path, table)
+    records["table"] = table_record(table_path)
     info = {
         "format": PAIRS_FORMAT,
         "format_version": PAIRS_FORMAT_VERSION,
@@ -424,8 +443,9 @@ def extract_pair_attention(
         },
         "seconds": round(time.perf_counter() - t0, 3),
         "device": str(device),
+        "integrity": records,
     }
-    write_json(info_path, info)
+    write_json(info_path, seal(info))  # written last: the pair set exists from here
     return PairAttention(path, a, b)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "VerifyReport",
     "crc",
     "expected_arrays",
+    "json_digest",
     "manifest_digest",
     "verify_store",
 ]
@@ -79,6 +80,13 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def json_digest(obj: dict[str, Any], *, leave_out: tuple[str, ...] = ()) -> str:
+    """SHA-256 of a JSON object's content (keys sorted), leaving out the keys ``leave_out``."""
+    body = {k: v for k, v in obj.items() if k not in leave_out}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -558,7 +566,9 @@ def run_checks(path: Path, manifest: dict[str, Any], *, full: bool | None) -> Ch
     return ch
 
 
-def verify_store(path: str | os.PathLike[str], *, full: bool = True) -> VerifyReport:
+def verify_store(
+    path: str | os.PathLike[str], *, full: bool = True, pairs: bool = True
+) -> VerifyReport:
     """Check a whole store: every chunk's checksum, every table, manifest and metadata.
 
     Parameters
@@ -567,6 +577,10 @@ def verify_store(path: str | os.PathLike[str], *, full: bool = True) -> VerifyRe
         The store folder.
     full : bool
         ``False`` checks presence and sizes only (no file is read whole).
+    pairs : bool
+        Also check every pair-mode attention set (``pairs-A-B.json``, ``arrays.zarr/pairs/``)
+        against the records its extraction wrote. The extraction's own re-check of a complete
+        store leaves them out: a damaged pair set is recomputed by ``--pairs A,B``.
 
     Returns
     -------
@@ -598,6 +612,14 @@ def verify_store(path: str | os.PathLike[str], *, full: bool = True) -> VerifyRe
     ch = run_checks(path, manifest, full=full)
     rep.problems = ch.problems
     rep.chunks, rep.bytes = ch.chunks, ch.bytes
+    if pairs:
+        from xalign.store._pairs import check_pair_sets
+
+        problems, chunks, nbytes, notes = check_pair_sets(path, ch.manifest, full=full)
+        rep.problems = [*rep.problems, *problems]
+        rep.chunks += chunks
+        rep.bytes += nbytes
+        rep.notes += notes
     rep.checksums = ch.integrity is not None
     if not rep.checksums and not ch.fatal:
         rep.notes.append(

@@ -732,7 +732,7 @@ class StoreWriter:
 
     def _check_complete(self, old: dict[str, Any]) -> bool:
         """Verify a complete store: True when intact; else prepare to recompute the damage."""
-        rep = verify_store(self.path, full=True)
+        rep = verify_store(self.path, full=True, pairs=False)  # pairs: redone by --pairs
         if rep.ok and rep.checksums:
             self.already_complete = True
             self.manifest = old
