@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             print(summarize(results))
         for note in results.attrs.get("notes", []):
             print(f"note: {note}")
+        if failed is not None and not len(results):
+            # nothing was computed: an empty table would only replace an earlier one
+            print(f"error: {failed}; no results were written", file=sys.stderr)
+            return 1
         written = _write_results(results, out, cfg)
         print(f"\nresults   {written}  ({len(results):,} rows)")
         if failed is not None:

@@ -51,7 +51,8 @@ def find_stores(
 
     A store is looked for at its recorded path, then (with ``stores_root``) under the root
     by relative path, by folder name, and by checkpoint label. Returns the stores found and
-    a note per checkpoint whose store was not found.
+    a note per checkpoint whose store was not found; a store that is found but incomplete or
+    damaged raises :class:`~xalign.errors.StoreError` naming it and the damage.
     """
     from xalign.store import Store, is_store
 
@@ -94,7 +95,9 @@ def find_stores(
         try:
             out[ckpt] = Store.open(hit)
         except StoreError as e:
-            notes.append(f"store of checkpoint {ckpt!r} at {hit} cannot be opened: {e}")
+            # a store that is there but damaged stops the report: figures drawn from the rest
+            # would look complete while leaving the damage unsaid
+            raise StoreError(f"store of checkpoint {ckpt!r}: {e}") from None
     return out, notes
 
 
