@@ -1,7 +1,8 @@
 """The xalign dashboard: ``python -m dashboards --root runs/``.
 
-``dashboards.figures`` (plotly only, no Dash) holds the figure builders shared with
-``xalign.report``; ``dashboards.app.create_app`` builds the Dash app (needs ``xalign[app]``).
+Layout and callbacks only: figures come from ``xalign.figures`` (shared with
+``xalign.report``), results-table queries from ``xalign.results``;
+``dashboards.app.create_app`` builds the Dash app (needs ``xalign[app]``).
 Importing this package imports neither Dash nor plotly.
 """
 

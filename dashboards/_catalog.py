@@ -32,13 +32,12 @@ import numpy as np
 import pandas as pd
 
 from xalign.errors import StoreError, XAlignError
+from xalign.results import RESULTS_COLUMNS, parse_protocols
 
 __all__ = ["Catalog", "FitInfo", "Listing", "StoreInfo", "UnsafePathError"]
 
-#: Columns that make a parquet/CSV file a results table.
-RESULTS_REQUIRED = frozenset(
-    {"store", "checkpoint", "metric", "layer", "lang", "lang2", "value", "protocol"}
-)
+#: Columns that make a parquet/CSV file a results table (counts and intervals may be absent).
+RESULTS_REQUIRED = frozenset(RESULTS_COLUMNS) - {"n", "ci_low", "ci_high"}
 _STORE_TABLES = {"rows.parquet", "tokens.parquet"}
 _SKIP_DIRS = {"arrays.zarr", "projections", "__pycache__", "node_modules"}
 #: Memory bound of the margin/CSLS neighbourhood cache (float64 means per row and pair).
@@ -605,8 +604,6 @@ class Catalog:
     # ------------------------------------------------------------------ results
     def results(self, rel: str) -> pd.DataFrame:
         """A results table with parsed protocol columns (``p:<key>``)."""
-        from dashboards.figures import parse_protocols
-
         path = self.check_file(self.resolve(rel, kind="results"))
         key = (str(path), _mtime(path))
 

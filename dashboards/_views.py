@@ -2,7 +2,8 @@
 
 Dash callbacks in :mod:`dashboards.app` are thin wrappers around these, so tests and the
 benchmark call them directly. Nothing here runs a model: it reads stores, cached
-projections and results tables. Figures come from :mod:`dashboards.figures`.
+projections and results tables. Figures come from :mod:`xalign.figures`, rows of the results
+table are chosen by :mod:`xalign.results`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboards import figures as F
 from dashboards._catalog import Catalog, FitInfo
+from xalign import figures as F
 from xalign.errors import ConfigError, XAlignError
+from xalign.results import describe_protocol, filter_protocol, metric_direction
 
 __all__ = [
     "ClusterPanel",
@@ -262,10 +264,17 @@ def metric_views(
     metric = metric or (df["metric"].iloc[0] if len(df) else None)
     if metric is None or metric not in set(df["metric"]):
         return {**empty, "message": f"metric {metric!r} is not in {results_rel}"}
-    d = F.filter_protocol(df, metric, choices)
+    d = filter_protocol(df, metric, choices)
+    direction = metric_direction(metric)
     out: dict[str, Any] = dict(empty)
-    out["protocol"] = F.describe_protocol(d.attrs.get("protocol", {}))
-    out["curves"] = F.fig_metric_by_layer(d, metric=metric, mode=mode, langs=langs)  # type: ignore[arg-type]
+    out["protocol"] = describe_protocol(d.attrs.get("protocol", {}))
+    out["curves"] = F.fig_metric_by_layer(
+        d,
+        metric=metric,
+        mode=mode,  # type: ignore[arg-type]
+        langs=langs,
+        direction=direction,
+    )
     ckpts = list(dict.fromkeys(d["checkpoint"]))
     hc = heat_checkpoint if heat_checkpoint in ckpts else (ckpts[0] if ckpts else None)
     if d["lang2"].notna().any() and hc is not None:
@@ -274,12 +283,13 @@ def metric_views(
             metric=metric,
             layer=layer,
             title=f"{metric} at layer {layer} · {hc}",
+            direction=direction,
         )
     else:
         out["heatmap"] = F.fig_empty(f"{metric} has no language-pair values (no heatmap)")
     if before and after and before != after and {before, after} <= set(ckpts):
         out["difference"] = F.fig_difference(
-            d, metric=metric, before=before, after=after, langs=langs
+            d, metric=metric, before=before, after=after, langs=langs, direction=direction
         )
     else:
         out["difference"] = F.fig_empty(

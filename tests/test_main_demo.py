@@ -19,7 +19,6 @@ from conftest import make_results
 @pytest.fixture
 def demo(tmp_path, monkeypatch):
     import xalign.extract
-    import xalign.extract._extract
     import xalign.metrics.__main__
     import xalign.project
     import xalign.report._export
@@ -37,7 +36,7 @@ def demo(tmp_path, monkeypatch):
         make_results(checkpoints=("pretrained",)).to_parquet(out, index=False)
         return 0
 
-    monkeypatch.setattr(xalign.extract._extract, "_load_encoder", lambda cfg: object())
+    monkeypatch.setattr(xalign.extract, "load_extract_encoder", lambda cfg: object())
     monkeypatch.setattr(xalign.extract, "extract", lambda *a, **k: (None, Summary()))
     monkeypatch.setattr(xalign.extract, "extract_pair_attention", lambda *a, **k: None)
     monkeypatch.setattr(xalign.metrics.__main__, "main", metrics_main)

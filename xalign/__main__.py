@@ -24,8 +24,7 @@ VERBS = {
 def _demo(out: Path, *, model: str, progress: bool) -> int:
     """Bundled sample + model → store → metrics → projections → report; prints where all is."""
     from xalign.data import load_sample
-    from xalign.extract import ExtractConfig, extract, extract_pair_attention
-    from xalign.extract._extract import _load_encoder
+    from xalign.extract import ExtractConfig, extract, extract_pair_attention, load_extract_encoder
     from xalign.metrics import METRIC_GROUPS
     from xalign.metrics.__main__ import main as metrics_main
     from xalign.project import ProjectConfig, project_stores
@@ -44,7 +43,7 @@ def _demo(out: Path, *, model: str, progress: bool) -> int:
         label="pretrained",
         progress=progress,
     )
-    encoder = _load_encoder(cfg)  # SDPA; switched to eager where attentions are asked for
+    encoder = load_extract_encoder(cfg)  # SDPA; switched to eager where attentions are asked for
     print(f"[1/4] extracting the bundled sample with {model} → {store_dir}", flush=True)
     _, summary = extract(cfg, encoder=encoder)
     print(summary.format())

@@ -338,7 +338,7 @@ def test_missing_or_crafted_state_keys_fall_back_to_a_full_render(hostile):
 def test_unexpected_exceptions_become_messages(hostile, monkeypatch):
     root, _ = hostile
     app, client = client_of(root)
-    import dashboards.app as A
+    import dashboards.tabs.clusters as A
 
     def boom(*a, **k):
         raise RuntimeError("unexpected")

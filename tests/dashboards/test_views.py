@@ -313,7 +313,12 @@ def test_metric_views_from_the_results_table(cat, dash_root):
         & res.protocol.str.contains('"scoring":"cosine"')
         & res.protocol.str.contains('"centered":false')
     ]
-    assert out["protocol"].startswith("scoring=cosine, centered=false")
+    # the results room's display order (xalign.results.PROTOCOL_KEY_ORDER)
+    assert out["protocol"].startswith("centered=false, scoring=cosine")
+    # every metric figure says which way is better aligned
+    assert out["curves"].layout.yaxis.title.text == "retrieval_acc<br>(higher = better aligned)"
+    assert "higher = better aligned" in out["heatmap"].data[0].colorbar.title.text
+    assert "higher = better aligned" in out["difference"].data[0].colorbar.title.text
     curves = {t.name: t for t in out["curves"].data}
     deu = ref[(ref.checkpoint == "before") & ((ref.lang == "deu") | (ref.lang2 == "deu"))]
     assert list(curves["deu · before"].y) == pytest.approx(

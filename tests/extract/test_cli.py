@@ -158,7 +158,7 @@ def test_cli_pairs_mode(tiny_bert_dir, tmp_path, capsys):
 
 
 def test_cli_refuses_other_corpus_before_model_loads(tiny_bert_dir, tmp_path, capsys, monkeypatch):
-    import xalign.extract._extract as ex
+    import xalign.extract._engine as engine
 
     data = write_tsv(tmp_path / "c.tsv")
     out = tmp_path / "store"
@@ -168,7 +168,7 @@ def test_cli_refuses_other_corpus_before_model_loads(tiny_bert_dir, tmp_path, ca
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the corpus check")
 
-    monkeypatch.setattr(ex, "_load_encoder", no_model)
+    monkeypatch.setattr(engine, "load_extract_encoder", no_model)
     other = write_tsv(tmp_path / "d.tsv", n_groups=4)
     assert main([*base, "--data", f"tsv:{other}"]) == 2
     assert "corpus_fingerprint" in capsys.readouterr().err

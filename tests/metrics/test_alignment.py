@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from xalign.data import read_gold_alignments, read_word_pairs
 from xalign.errors import ConfigError, DataError
 from xalign.metrics._alignment import (
     aer,
@@ -14,8 +15,6 @@ from xalign.metrics._alignment import (
     attention_align,
     itermax_align,
     merge_subwords,
-    read_gold_alignments,
-    read_word_pairs,
     subword_to_word_links,
     word_similarity,
 )

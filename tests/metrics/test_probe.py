@@ -10,7 +10,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from xalign.errors import DataError
+from xalign.errors import ConfigError, DataError
 from xalign.metrics._probe import LinearProbe, control_labels, language_id_probe
 from xalign.metrics._tidy import RESULT_COLUMNS
 
@@ -27,13 +27,18 @@ def noisy():
     return X[perm], langs[perm], groups[perm]
 
 
-def _reference_pipeline():
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=500, random_state=3))
+def _reference_pipeline(**kw):
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.5, max_iter=500, random_state=3, **kw)
+    )
 
 
 def test_accuracy_equals_cross_val_score(noisy):
+    # solver="lbfgs" is scikit-learn's own solver: the numbers are scikit-learn's exactly
     X, langs, _ = noisy
-    df = language_id_probe(X, langs, cv=5, seed=3, C=0.5, max_iter=500, control=False, n_boot=0)
+    df = language_id_probe(
+        X, langs, cv=5, seed=3, C=0.5, max_iter=500, control=False, n_boot=0, solver="lbfgs"
+    )
     skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
     scores = cross_val_score(_reference_pipeline(), X, langs, cv=skf)
     acc = df.loc[df.metric == "lid_accuracy", "value"].item()
@@ -41,9 +46,68 @@ def test_accuracy_equals_cross_val_score(noisy):
     assert 0.5 < acc < 1.0  # informative but not trivial data
 
 
+def test_default_solver_reaches_the_same_optimum(noisy):
+    # same objective as scikit-learn; converged tightly, both give the same probe
+    X, langs, _ = noisy
+    df = language_id_probe(
+        X, langs, cv=5, seed=3, C=0.5, max_iter=500, control=False, n_boot=0, tol=1e-8
+    )
+    skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
+    ref = _reference_pipeline(tol=1e-10).set_params(logisticregression__max_iter=20000)
+    scores = cross_val_score(ref, X.astype(np.float64), langs, cv=skf)
+    assert df.value.item() == pytest.approx(scores.mean(), abs=1e-12)
+    proto = json.loads(df.protocol[0])
+    assert proto["solver"] == "lbfgs-preconditioned" and proto["tol"] == 1e-8
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_preconditioned_probe_matches_sklearn_weights(n_classes):
+    # binary: one weight vector (scikit-learn's binary objective); k > 2: symmetric multinomial
+    rng = np.random.default_rng(n_classes)
+    mix = rng.normal(size=(12, 12)) * [3.0] + np.eye(12)  # correlated, badly scaled features
+    X = rng.normal(size=(300, 12)) @ mix
+    y = rng.integers(0, n_classes, 300)
+    X += rng.normal(size=(n_classes, 12))[y] * 2.0
+    labels = np.array([f"c{v}" for v in y], dtype=object)
+    ours = LinearProbe(C=0.3, tol=1e-9, max_iter=5000).fit(X, labels)
+    ref = _reference_pipeline(tol=1e-12).set_params(
+        logisticregression__C=0.3, logisticregression__max_iter=20000
+    )
+    ref.fit(X, labels)
+    lr = ref[-1]
+    coef = lr.coef_ if n_classes > 2 else np.vstack([np.zeros_like(lr.coef_), lr.coef_])
+    icpt = lr.intercept_ if n_classes > 2 else np.r_[0.0, lr.intercept_]
+    np.testing.assert_allclose(ours.coef_, coef, atol=1e-5)
+    np.testing.assert_allclose(ours.intercept_, icpt, atol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+
+
+def test_no_signal_stops_at_zero_weights():
+    # every class centred and balanced: W = 0, b = 0 is the optimum; the solver must not
+    # wander off on rounding noise
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 6))
+    langs = np.repeat(["a", "b", "c"], 30)
+    for lang in "abc":
+        X[langs == lang] -= X[langs == lang].mean(axis=0)
+    probe = LinearProbe().fit(X, langs)
+    assert probe.n_iter_ == 0 and not probe.coef_.any() and not probe.intercept_.any()
+
+
+def test_solver_options_are_checked(noisy):
+    X, langs, _ = noisy
+    with pytest.raises(ConfigError, match="solver"):
+        LinearProbe(solver="sag").fit(X, langs)
+    with pytest.raises(ConfigError, match="tol"):
+        language_id_probe(X, langs, tol=0.0)
+
+
 def test_control_uses_same_splits_and_selectivity(noisy):
     X, langs, groups = noisy
-    df = language_id_probe(X, langs, groups=groups, cv=5, seed=3, C=0.5, max_iter=500, n_boot=200)
+    df = language_id_probe(
+        X, langs, groups=groups, cv=5, seed=3, C=0.5, max_iter=500, n_boot=200, solver="lbfgs"
+    )
     assert tuple(df.columns) == RESULT_COLUMNS
     assert df.metric.tolist() == ["lid_accuracy", "lid_control_accuracy", "lid_selectivity"]
     splits = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(X, langs))
@@ -89,11 +153,21 @@ def test_control_labels_follow_documented_draw():
 def test_linear_probe_is_sklearn_estimator(noisy):
     X, langs, _ = noisy
     probe = LinearProbe(C=0.5, max_iter=500, seed=3)
-    assert probe.get_params() == {"C": 0.5, "max_iter": 500, "seed": 3, "standardize": True}
+    assert probe.get_params() == {
+        "C": 0.5,
+        "max_iter": 500,
+        "tol": 1e-4,
+        "solver": "lbfgs-preconditioned",
+        "seed": 3,
+        "standardize": True,
+    }
     skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
-    ours = cross_val_score(clone(probe), X, langs, cv=skf)
+    ours = cross_val_score(clone(probe).set_params(solver="lbfgs"), X, langs, cv=skf)
     ref = cross_val_score(_reference_pipeline(), X, langs, cv=skf)
     np.testing.assert_allclose(ours, ref)
+    # the default solver: same optimum, stopped at the same gradient tolerance
+    fast = cross_val_score(clone(probe), X, langs, cv=skf)
+    np.testing.assert_allclose(fast, ref, atol=1 / 30)
     fitted = probe.fit(X, langs)
     assert fitted is probe
     assert sorted(probe.classes_) == ["de", "en", "sw"]

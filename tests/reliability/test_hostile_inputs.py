@@ -321,7 +321,7 @@ def test_a_damaged_results_table_is_refused_with_its_row(tmp_path, capsys, kind,
 
 
 def test_numbers_written_as_text_still_read(tmp_path):
-    from xalign.report._data import load_results
+    from xalign.results import load_results
 
     df = _results()
     df["value"] = df["value"].map(str)

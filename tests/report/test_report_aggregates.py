@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from xalign.report import build_report, metric_range
-from xalign.report._data import layer_means, select_rows
+from xalign.results import layer_means, select_rows
 
 COLUMNS = ["store", "checkpoint", "metric", "layer", "lang", "lang2", "value", "n", "ci_low",
            "ci_high", "protocol"]  # fmt: skip

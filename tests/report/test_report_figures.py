@@ -92,7 +92,7 @@ def test_figures_have_paper_sizes_and_no_titles(report):
     cap = s.figures["curve-retrieval_acc_mean"].caption
     assert "scoring=cosine" in cap and "centered=false" in cap and "Higher is better" in cap
     # the same colour per language as the dashboard
-    from dashboards.figures import language_color
+    from xalign.figures import language_color
 
     fig = s.figures["curve-languages-retrieval_acc_mean-before"].figure
     for t in fig.data:
@@ -140,7 +140,7 @@ def test_exported_pdf_renders_cjk_arabic_devanagari_and_thai_labels(tmp_path):
     import unicodedata
 
     pymupdf = pytest.importorskip("pymupdf")
-    from dashboards import figures as F
+    from xalign import figures as F
     from xalign.report import export_figures, paper_style
 
     src = ["中文", "日本語", "한국어"]

@@ -116,13 +116,20 @@ def test_ray_store_equals_local_store(cluster, tiny_bert_dir, tmp_path):
 
 
 def test_leftover_shard_is_merged_not_recomputed(cluster, tiny_bert_dir, tmp_path):
-    from xalign.extract._extract import _load_encoder, _prepare, compute_chunk
-    from xalign.scale import read_shard, shard_path, write_shard
+    from xalign.extract import (
+        compute_chunk,
+        load_extract_encoder,
+        prepare_extract,
+        read_shard,
+        shard_path,
+        write_shard,
+    )
 
     c = corpus(24)
     cfg = ExtractConfig(**opts(tiny_bert_dir, tmp_path / "s", engine="ray", workers=1))
-    encoder = _load_encoder(cfg, device="cpu")
-    plan = _prepare(cfg, c, encoder)  # as an interrupted run leaves it: arrays, no chunk done
+    encoder = load_extract_encoder(cfg, device="cpu")
+    # as an interrupted run leaves it: arrays, no chunk done
+    plan = prepare_extract(cfg, c, encoder)
     a, b = plan.bounds(1)
     computed = compute_chunk(plan.spec, plan.spec.runner(encoder), plan.texts[a:b])
     marked = {k: (v * 0 + 1).astype(v.dtype) for k, v in computed.items()}  # recognisable

@@ -21,7 +21,12 @@ from xalign.data._readers import (
 )
 from xalign.data._sample import load_sample
 from xalign.data._spec import DATA_KINDS, load_corpus, parse_data_spec
-from xalign.data._wordalign import gold_alignments, read_word_align
+from xalign.data._wordalign import (
+    gold_alignments,
+    read_gold_alignments,
+    read_word_align,
+    read_word_pairs,
+)
 
 __all__ = [
     "COLUMNS",
@@ -35,6 +40,7 @@ __all__ = [
     "load_sample",
     "normalize_lang",
     "parse_data_spec",
+    "read_gold_alignments",
     "read_hf",
     "read_pawsx",
     "read_pawsx_pairs",
@@ -42,6 +48,7 @@ __all__ = [
     "read_table",
     "read_tatoeba",
     "read_word_align",
+    "read_word_pairs",
     "script_of",
     "split_lang",
 ]

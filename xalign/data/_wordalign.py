@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from xalign._validate import check_choice
 from xalign.data._corpus import Corpus
 from xalign.data._readers import _decode, _lines, _norm, _Rows
 from xalign.errors import ConfigError, DataError
@@ -29,7 +30,14 @@ from xalign.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from os import PathLike
 
-__all__ = ["WordAlignFiles", "find_word_align", "gold_alignments", "read_word_align"]
+__all__ = [
+    "WordAlignFiles",
+    "find_word_align",
+    "gold_alignments",
+    "read_gold_alignments",
+    "read_word_align",
+    "read_word_pairs",
+]
 
 Links = set[tuple[int, int]]
 OutOfRange = Literal["error", "drop"]
@@ -236,8 +244,7 @@ def _check_gold(
 
 
 def _validate_mode(out_of_range: str) -> None:
-    if out_of_range not in ("error", "drop"):
-        raise ConfigError(f"out_of_range={out_of_range!r}: expected one of 'error', 'drop'")
+    check_choice("out_of_range", out_of_range, ("error", "drop"))
 
 
 def _limit(limit: int | None) -> None:
@@ -333,9 +340,109 @@ def read_word_align(
     return rows.corpus(name="wordalign", source=str(files.text), meta=meta)
 
 
-def _read_gold(files: WordAlignFiles) -> list[tuple[Links, Links]]:
-    from xalign.metrics._alignment import read_gold_alignments
+# ---------------------------------------------------------------- the two files, read alone
 
+
+def _parse_link(tok: str, path: object, line: int) -> tuple[bool, int, int]:
+    sure = "-" in tok
+    sep = "-" if sure else "p"
+    parts = tok.split(sep)
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise DataError(
+            f"link {tok!r}: expected 'i-j' (sure) or 'ipj' (possible) with 1-based integers",
+            path=path,
+            line=line,
+        )
+    i, j = int(parts[0]), int(parts[1])
+    if i < 1 or j < 1:
+        raise DataError(f"link {tok!r}: indices are 1-based, got 0", path=path, line=line)
+    return sure, i - 1, j - 1
+
+
+def read_gold_alignments(path: str | Path) -> list[tuple[Links, Links]]:
+    """Read a gold word-alignment file in the awesome-align format.
+
+    Line *k* holds the links of sentence pair *k*, separated by spaces: ``i-j`` is a
+    **sure** link and ``ipj`` a **possible** link, with **1-based** indices (source word
+    *i*, target word *j*). Indices are converted to 0-based. An empty line is a pair
+    without links.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of (sure, possible)
+        Per sentence pair: the sure links :math:`S` and the possible links :math:`P`,
+        where :math:`P` **includes** :math:`S` (:math:`P\\supseteq S`, as AER uses it and as
+        awesome-align ``tools/aer.py`` and SimAlign ``calc_align_score.py`` read it).
+
+    Raises
+    ------
+    DataError
+        A malformed link, with file and line.
+
+    References
+    ----------
+    Och & Ney 2003, Computational Linguistics; awesome-align ``examples/*.gold``;
+    docs/metrics.md#aer (the format).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.gold"
+    >>> _ = p.write_text("1-1 2p3\\n\\n")
+    >>> [(sorted(s), sorted(q)) for s, q in read_gold_alignments(p)]
+    [([(0, 0)], [(0, 0), (1, 2)]), ([], [])]
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read gold alignments: {exc.strerror}", path=path) from exc
+    out: list[tuple[Links, Links]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        sure: Links = set()
+        possible: Links = set()
+        for tok in line.split():
+            is_sure, i, j = _parse_link(tok, path, number)
+            possible.add((i, j))
+            if is_sure:
+                sure.add((i, j))
+        out.append((sure, possible))
+    return out
+
+
+def read_word_pairs(path: str | Path) -> list[tuple[list[str], list[str]]]:
+    """Read tokenised sentence pairs ``source tokens ||| target tokens`` (awesome-align).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.src-tgt"
+    >>> _ = p.write_text("a b ||| c \\n")
+    >>> read_word_pairs(p)
+    [(['a', 'b'], ['c'])]
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read sentence pairs: {exc.strerror}", path=path) from exc
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split(" ||| ")
+        if len(parts) != 2:
+            raise DataError("expected 'source tokens ||| target tokens'", path=path, line=number)
+        out.append((parts[0].split(), parts[1].split()))
+    return out
+
+
+# ---------------------------------------------------------------- corpus and checked gold
+
+
+def _read_gold(files: WordAlignFiles) -> list[tuple[Links, Links]]:
     assert files.gold is not None
     return read_gold_alignments(files.gold)
 
@@ -366,7 +473,7 @@ def gold_alignments(
     list of (sure, possible)
         Entry *k* belongs to sentence pair *k* (corpus group ``{pair}:{k}``); links are
         ``(source word, target word)``, 0-based; ``possible`` includes ``sure``
-        (:func:`xalign.metrics.read_gold_alignments`).
+        (:func:`read_gold_alignments`).
 
     Raises
     ------

@@ -184,21 +184,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from xalign._io import write_json
-        from xalign.extract._extract import check_out, extract
+        from xalign.extract import check_out, extract, load_extract_encoder
 
         verify = getattr(args, "verify", None)
         if verify is not None:
             return _verify(verify, given=[k for k in vars(args) if k not in ("verify", "config")])
         cfg = config_from_args(ExtractConfig, args, config_file=args.config, parser=parser)
         check_out(cfg.out)  # before the model loads
-        from xalign.extract._extract import _load_encoder
-
-        encoder = _load_encoder(cfg) if cfg.pairs else None  # loaded once for both passes
+        encoder = load_extract_encoder(cfg) if cfg.pairs else None  # loaded once for both passes
         store, summary = extract(cfg, encoder=encoder)
         write_json(store.path / "config.json", cfg.to_dict())
         print(summary.format())
         if cfg.pairs:
-            from xalign.extract._pairs import extract_pair_attention
+            from xalign.extract import extract_pair_attention
 
             assert encoder is not None
 

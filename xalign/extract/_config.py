@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from xalign._validate import check_choice, check_interval
 from xalign.errors import ConfigError
 
-__all__ = ["POOLINGS", "ExtractConfig", "Pooling", "parse_layers", "resolve_prefix"]
+__all__ = ["POOLINGS", "ExtractConfig", "Pooling", "resolve_prefix"]
 
 Pooling = Literal["mean", "mean_nospecial", "cls", "max", "last"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
@@ -80,81 +80,26 @@ class ExtractConfig:
                 f"--pooling {bad or '(empty)'}: allowed values are {', '.join(POOLINGS)}"
             )
         self.pooling = list(dict.fromkeys(self.pooling))
-        if self.attentions not in ATTENTION_MODES:
-            raise ConfigError(
-                f"--attentions {self.attentions!r}: allowed values are {', '.join(ATTENTION_MODES)}"
-            )
-        if self.dtype not in ("float32", "float16", "bfloat16"):
-            raise ConfigError(
-                f"--dtype {self.dtype!r}: allowed values are float32, float16, bfloat16"
-            )
-        if self.token_budget < 16:
-            raise ConfigError(f"--token-budget {self.token_budget}: must be at least 16 tokens")
-        if self.max_length is not None and self.max_length < 4:
-            raise ConfigError(f"--max-length {self.max_length}: must be at least 4")
-        if self.chunk_rows is not None and self.chunk_rows < 1:
-            raise ConfigError(f"--chunk-rows {self.chunk_rows}: must be positive")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"--engine {self.engine!r}: allowed values are {', '.join(ENGINES)}")
+        check_choice("--attentions", self.attentions, ATTENTION_MODES)
+        check_choice("--dtype", self.dtype, ("float32", "float16", "bfloat16"))
+        check_interval("--token-budget", self.token_budget, low=16, note="tokens")
+        if self.max_length is not None:
+            check_interval("--max-length", self.max_length, low=4)
+        if self.chunk_rows is not None:
+            check_interval("--chunk-rows", self.chunk_rows, low=1)
+        check_choice("--engine", self.engine, ENGINES)
         if self.engine == "local" and (self.address is not None or self.workers is not None):
             raise ConfigError("--address and --workers apply to --engine ray only")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers {self.workers}: must be at least 1")
-        if self.cpus_per_worker <= 0:
-            raise ConfigError(f"--cpus-per-worker {self.cpus_per_worker}: must be positive")
-        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
-            raise ConfigError(f"--gpus-per-worker {self.gpus_per_worker}: must be 0 or more")
+        if self.workers is not None:
+            check_interval("--workers", self.workers, low=1)
+        check_interval("--cpus-per-worker", self.cpus_per_worker, low=0, low_open=True)
+        if self.gpus_per_worker is not None:
+            check_interval("--gpus-per-worker", self.gpus_per_worker, low=0)
         if self.engine == "ray" and self.pairs:
             raise ConfigError("--pairs runs on the local engine only; drop --engine ray")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-_LAYER_ITEM = re.compile(r"^(-?\d+)(?:-(-?\d+))?$")
-
-
-def parse_layers(spec: str | list[int], num_layers: int) -> list[int]:
-    """Resolve a layer spec to sorted layer numbers in ``0..num_layers``.
-
-    >>> parse_layers("all", 12)[:3], parse_layers("-1", 12), parse_layers("0,6-8", 12)
-    ([0, 1, 2], [12], [0, 6, 7, 8])
-    """
-    if isinstance(spec, list):
-        items = [str(x) for x in spec]
-    else:
-        spec = spec.strip().lower()
-        if spec == "all":
-            return list(range(num_layers + 1))
-        if spec == "last":
-            return [num_layers]
-        items = [s.strip() for s in spec.split(",") if s.strip()]
-    out: set[int] = set()
-    for item in items:
-        m = _LAYER_ITEM.match(item)
-        if not m:
-            raise ConfigError(
-                f"--layers {spec!r}: expected 'all', 'last', or comma-separated layers/ranges like "
-                "'0,4,8-12' (negative counts from the end)"
-            )
-        a = int(m.group(1))
-        b = int(m.group(2)) if m.group(2) is not None else a
-        for layer in (a, b):
-            if not -(num_layers + 1) <= layer <= num_layers:
-                raise ConfigError(
-                    f"--layers {layer} out of range: the model has L={num_layers} blocks, layers "
-                    f"are 0..{num_layers} (0 = embedding output)"
-                )
-        a, b = a % (num_layers + 1), b % (num_layers + 1)
-        if a > b:
-            raise ConfigError(
-                f"--layers {item!r}: a range runs upwards (layer {a} is after layer {b}); "
-                f"write '{b}-{a}'"
-            )
-        out.update(range(a, b + 1))
-    if not out:
-        raise ConfigError(f"--layers {spec!r}: no layer named; e.g. 'all', 'last' or '0,6-12'")
-    return sorted(out)
 
 
 def resolve_prefix(prefix: str | None, default_prefix: str) -> str:

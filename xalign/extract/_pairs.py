@@ -51,22 +51,26 @@ if TYPE_CHECKING:
 
     from xalign.models import Encoder
 
-from xalign.store._pairs import (
-    _ARRAYS,
-    _CHUNK,
-    _CHUNK_PAIRS,
+from xalign.store import (
+    ARRAYS,
+    PAIR_CHUNK_ELEMENTS,
+    PAIR_CHUNK_PAIRS,
     PAIRS_FORMAT,
     PAIRS_FORMAT_VERSION,
     PairAttention,
-    _files,
     pair_attention_exists,
+    pair_files,
     pair_records,
+    pair_table_record,
     parallel_rows,
     read_pair_attention,
     resolve_pair_langs,
-    seal,
-    table_record,
+    seal_record,
 )
+
+# module names, so that tests can shrink the chunks of this writer alone
+_CHUNK = PAIR_CHUNK_ELEMENTS
+_CHUNK_PAIRS = PAIR_CHUNK_PAIRS
 
 __all__ = [
     "PAIRS_FORMAT",
@@ -173,7 +177,7 @@ def _check_encoder(store_manifest: dict[str, Any], encoder: Encoder, where: Path
 
 
 def _attn_layers(layers: Sequence[int] | str | None, num_layers: int) -> list[int]:
-    from xalign.extract._config import parse_layers
+    from xalign.store import parse_layers
 
     if layers is None:
         return list(range(1, num_layers + 1))
@@ -241,7 +245,7 @@ def extract_pair_attention(
     import torch
 
     from xalign.extract._extract import _is_oom, length_sorted_batches
-    from xalign.models._load import autocast_context
+    from xalign.models import autocast_context
     from xalign.store import Store
 
     store = Store.open(store_path)
@@ -269,7 +273,7 @@ def extract_pair_attention(
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     N, nL = len(pairs), len(attn_layers)
 
-    arrays_dir, table_path, info_path = _files(path, a, b)
+    arrays_dir, table_path, info_path = pair_files(path, a, b)
     if info_path.exists():
         info_path.unlink()  # incomplete from here until the new JSON is written
     tmp_dir = arrays_dir.with_name(f".{arrays_dir.name}.tmp-{os.getpid()}")
@@ -277,7 +281,7 @@ def extract_pair_attention(
         shutil.rmtree(tmp_dir)
     import zarr
 
-    zarr.open_group(str(path / _ARRAYS), mode="a", zarr_format=3).require_group("pairs")
+    zarr.open_group(str(path / ARRAYS), mode="a", zarr_format=3).require_group("pairs")
     group = zarr.open_group(str(tmp_dir), mode="w", zarr_format=3)
     total = max(int(offsets[-1]), 1)
     # uncompressed, every chunk written (even all zeros): a chunk file's size is fixed by the
@@ -414,7 +418,7 @@ def extract_pair_attention(
         }
     )
     write_parquet(table_path, table)
-    records["table"] = table_record(table_path)
+    records["table"] = pair_table_record(table_path)
     info = {
         "format": PAIRS_FORMAT,
         "format_version": PAIRS_FORMAT_VERSION,
@@ -445,7 +449,7 @@ def extract_pair_attention(
         "device": str(device),
         "integrity": records,
     }
-    write_json(info_path, seal(info))  # written last: the pair set exists from here
+    write_json(info_path, seal_record(info))  # written last: the pair set exists from here
     return PairAttention(path, a, b)
 
 

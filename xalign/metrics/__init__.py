@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from xalign.data import read_gold_alignments, read_word_pairs
     from xalign.metrics._alignment import (
         aer,
         alignment_prf,
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
         attention_align,
         itermax_align,
         merge_subwords,
-        read_gold_alignments,
-        read_word_pairs,
         subword_to_word_links,
         word_similarity,
     )
@@ -166,8 +165,8 @@ _LAZY = {
     "per_language_silhouette": "xalign.metrics._clusters",
     "plan_metrics": "xalign.metrics._run",
     "protocol_json": "xalign.metrics._tidy",
-    "read_gold_alignments": "xalign.metrics._alignment",
-    "read_word_pairs": "xalign.metrics._alignment",
+    "read_gold_alignments": "xalign.data",
+    "read_word_pairs": "xalign.data",
     "retrieve": "xalign.metrics._retrieval",
     "select_backend": "xalign.metrics._knn",
     "subword_to_word_links": "xalign.metrics._alignment",

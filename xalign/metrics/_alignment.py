@@ -7,7 +7,6 @@ Formulas and sources: docs/metrics.md#word-alignment.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
@@ -26,8 +25,6 @@ __all__ = [
     "attention_align",
     "itermax_align",
     "merge_subwords",
-    "read_gold_alignments",
-    "read_word_pairs",
     "subword_to_word_links",
     "word_similarity",
 ]
@@ -395,102 +392,6 @@ def attention_align(
 # ---------------------------------------------------------------- gold data and scores
 
 
-def _parse_link(tok: str, path: object, line: int) -> tuple[bool, int, int]:
-    sure = "-" in tok
-    sep = "-" if sure else "p"
-    parts = tok.split(sep)
-    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
-        raise DataError(
-            f"link {tok!r}: expected 'i-j' (sure) or 'ipj' (possible) with 1-based integers",
-            path=path,
-            line=line,
-        )
-    i, j = int(parts[0]), int(parts[1])
-    if i < 1 or j < 1:
-        raise DataError(f"link {tok!r}: indices are 1-based, got 0", path=path, line=line)
-    return sure, i - 1, j - 1
-
-
-def read_gold_alignments(path: str | Path) -> list[tuple[Links, Links]]:
-    """Read a gold word-alignment file in the awesome-align format.
-
-    Line *k* holds the links of sentence pair *k*, separated by spaces: ``i-j`` is a
-    **sure** link and ``ipj`` a **possible** link, with **1-based** indices (source word
-    *i*, target word *j*). Indices are converted to 0-based. An empty line is a pair
-    without links.
-
-    Parameters
-    ----------
-    path : str or Path
-
-    Returns
-    -------
-    list of (sure, possible)
-        Per sentence pair: the sure links :math:`S` and the possible links :math:`P`,
-        where :math:`P` **includes** :math:`S` (:math:`P\\supseteq S`, as AER uses it and as
-        awesome-align ``tools/aer.py`` and SimAlign ``calc_align_score.py`` read it).
-
-    Raises
-    ------
-    DataError
-        A malformed link, with file and line.
-
-    References
-    ----------
-    Och & Ney 2003, Computational Linguistics; awesome-align ``examples/*.gold``;
-    docs/metrics.md#aer (the format).
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.gold"
-    >>> _ = p.write_text("1-1 2p3\\n\\n")
-    >>> [(sorted(s), sorted(q)) for s, q in read_gold_alignments(p)]
-    [([(0, 0)], [(0, 0), (1, 2)]), ([], [])]
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read gold alignments: {exc.strerror}", path=path) from exc
-    out: list[tuple[Links, Links]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        sure: Links = set()
-        possible: Links = set()
-        for tok in line.split():
-            is_sure, i, j = _parse_link(tok, path, number)
-            possible.add((i, j))
-            if is_sure:
-                sure.add((i, j))
-        out.append((sure, possible))
-    return out
-
-
-def read_word_pairs(path: str | Path) -> list[tuple[list[str], list[str]]]:
-    """Read tokenised sentence pairs ``source tokens ||| target tokens`` (awesome-align).
-
-    Examples
-    --------
-    >>> import pathlib, tempfile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.src-tgt"
-    >>> _ = p.write_text("a b ||| c \\n")
-    >>> read_word_pairs(p)
-    [(['a', 'b'], ['c'])]
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read sentence pairs: {exc.strerror}", path=path) from exc
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split(" ||| ")
-        if len(parts) != 2:
-            raise DataError("expected 'source tokens ||| target tokens'", path=path, line=number)
-        out.append((parts[0].split(), parts[1].split()))
-    return out
-
-
 def _as_links(x: Iterable[tuple[int, int]]) -> Links:
     return {(int(i), int(j)) for i, j in x}
 
@@ -573,7 +474,7 @@ def alignment_scores(
     preds : sequence of link sets
         Predicted 0-based links per sentence pair.
     golds : sequence of (sure, possible)
-        As returned by :func:`read_gold_alignments`; same length as ``preds``.
+        As returned by :func:`xalign.data.read_gold_alignments`; same length as ``preds``.
 
     Returns
     -------

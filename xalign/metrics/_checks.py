@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from xalign.errors import ConfigError, DataError
+from xalign._validate import check_choice as _check_choice
+from xalign.errors import DataError
 
 __all__ = [
     "check_choice",
@@ -158,14 +159,13 @@ def check_min_per_label(
 def check_choice(value: Any, allowed: Collection[Any], *, name: str) -> Any:
     """Return ``value`` if it is one of ``allowed``, else raise ConfigError listing them.
 
+    The metric functions' spelling of :func:`xalign._validate.check_choice` (same message).
+
     >>> check_choice("cosine", ("cosine", "euclidean"), name="metric")
     'cosine'
     >>> check_choice("l1", ("cosine", "euclidean"), name="metric")
     Traceback (most recent call last):
     ...
-    xalign.errors.ConfigError: metric='l1' is not allowed; choose one of 'cosine', 'euclidean'
+    xalign.errors.ConfigError: metric 'l1': allowed values are cosine, euclidean
     """
-    if value not in allowed:
-        choices = ", ".join(repr(a) for a in allowed)
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {choices}")
-    return value
+    return _check_choice(name, value, allowed)

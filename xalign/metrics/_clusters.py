@@ -10,6 +10,7 @@ their cost for large token sets.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -46,6 +47,20 @@ _DISTANCES = ("cosine", "euclidean")
 # A centroid whose norm (or a centroid distance) is below this fraction of the data's own
 # scale is treated as exactly zero: after centring it is rounding noise, not a direction.
 _ZERO_REL = 1e-6
+
+
+def _one_blas_thread(fn: Any) -> Any:
+    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
+    other make them many times slower when other processes compete for the cores."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return inner
 
 
 def _unit_rows(A: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -136,7 +151,7 @@ def centroid_gaps(
 
     References
     ----------
-    metrics.md B.6; the "gap" naming follows Liang et al. (2022), *Mind the Gap: Understanding
+    docs/metrics.md#gap; the "gap" naming follows Liang et al. (2022), *Mind the Gap: Understanding
     the Modality Gap in Multi-modal Contrastive Representation Learning*, NeurIPS. Spread as in
     Davies & Bouldin (1979), IEEE TPAMI.
 
@@ -308,7 +323,7 @@ def translation_contrast(
 
     References
     ----------
-    metrics.md B.6 (pairing-aware language gap). Random-pair baseline: Ethayarajh (2019), *How
+    docs/metrics.md#gap. Random-pair baseline: Ethayarajh (2019), *How
     Contextual are Contextualized Word Representations?*, EMNLP. Margin scoring that corrects
     for it: Artetxe & Schwenk (2019), ACL.
 
@@ -505,7 +520,7 @@ def language_silhouette(
     ----------
     Rousseeuw, P. J. (1987). Silhouettes: a graphical aid to the interpretation and validation
     of cluster analysis. J. Comput. Appl. Math. 20. scikit-learn ``silhouette_samples``.
-    metrics.md B.6.
+    docs/metrics.md#clusters.
 
     Examples
     --------
@@ -587,7 +602,7 @@ def translation_silhouette(
 
     References
     ----------
-    metrics.md B.6 ("two silhouettes"); Rousseeuw (1987); scikit-learn ``silhouette_samples``.
+    docs/metrics.md#silhouette; Rousseeuw (1987); scikit-learn ``silhouette_samples``.
 
     Examples
     --------
@@ -653,7 +668,7 @@ def davies_bouldin(X: ArrayLike, labels: ArrayLike) -> float:
     References
     ----------
     Davies, D. L. & Bouldin, D. W. (1979). A Cluster Separation Measure. IEEE TPAMI 1(2).
-    scikit-learn ``davies_bouldin_score``. metrics.md B.6.
+    scikit-learn ``davies_bouldin_score``. docs/metrics.md#clusters.
 
     Examples
     --------
@@ -674,6 +689,7 @@ def davies_bouldin(X: ArrayLike, labels: ArrayLike) -> float:
     return float(davies_bouldin_score(arr, labs.astype(str)))
 
 
+@_one_blas_thread
 def cluster_metrics(
     X: ArrayLike,
     langs: ArrayLike,
@@ -734,7 +750,7 @@ def cluster_metrics(
 
     References
     ----------
-    metrics.md B.4 and B.6.
+    docs/metrics.md#centering, docs/metrics.md#clusters.
 
     Examples
     --------

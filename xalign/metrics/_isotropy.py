@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +21,20 @@ from xalign.metrics._checks import (
 from xalign.metrics._tidy import tidy_frame
 
 __all__ = ["isotropy_metrics", "mean_random_cosine", "partition_isotropy"]
+
+
+def _one_blas_thread(fn: Any) -> Any:
+    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
+    other make them many times slower when other processes compete for the cores."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return inner
 
 
 def _unit(arr: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -57,7 +72,7 @@ def mean_random_cosine(X: ArrayLike, *, n_pairs: int | None = None, seed: int = 
     References
     ----------
     Ethayarajh, K. (2019). How Contextual are Contextualized Word Representations? Comparing
-    the Geometry of BERT, ELMo, and GPT-2 Embeddings. EMNLP. metrics.md B.8.
+    the Geometry of BERT, ELMo, and GPT-2 Embeddings. EMNLP. docs/metrics.md#isotropy.
 
     Examples
     --------
@@ -122,7 +137,7 @@ def partition_isotropy(X: ArrayLike) -> float:
     Word Representations. ICLR (after Arora et al. 2016, TACL, *A Latent Variable Model
     Approach to PMI-based Word Embeddings*). Applied to mBERT by Rajaee, S. & Pilehvar, M. T.
     (2022), *An Isotropy Analysis in the Multilingual BERT Embedding Space*, Findings of ACL.
-    The formula in metrics.md B.8 is marked unverified there.
+    Formula and sources: docs/metrics.md#isotropy.
 
     Examples
     --------
@@ -139,6 +154,7 @@ def partition_isotropy(X: ArrayLike) -> float:
     return float(np.exp(logz.min() - logz.max()))
 
 
+@_one_blas_thread
 def isotropy_metrics(
     X: ArrayLike,
     langs: ArrayLike,
@@ -158,7 +174,7 @@ def isotropy_metrics(
 
     References
     ----------
-    metrics.md B.8 ("report isotropy per language and per layer, raw and centered").
+    docs/metrics.md#isotropy (per language and layer, raw and centred).
 
     Examples
     --------

@@ -454,7 +454,7 @@ def top1_shifted(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Exact ``argmax_j score(i, j)`` where ``score ≈ q_i · y_j − shift_j``, on any backend.
 
-    CSLS and the distance margin over *all* targets have this form (MUSE; metrics.md B.3), so
+    CSLS and the distance margin over *all* targets have this form (MUSE; docs/metrics.md#csls), so
     they reduce to a maximum-inner-product search over augmented vectors ``[q, 1]`` and
     ``[y, −shift]`` (float32), which every backend runs — faiss GPU included. The proposed
     candidates are then scored exactly by ``score(rows, cand, dots)`` (``dots``: float64 inner
@@ -520,8 +520,8 @@ def knn(
 
     For every query row :math:`q_i` returns the ``k`` key rows :math:`y_j` with the largest
     :math:`q_i^\\top y_j`, best first. Pass L2-normalised float32 vectors to get cosine
-    neighbours :math:`\\mathrm{NN}_k^{Y}(x)` (metrics.md, notation), the building block of
-    Tatoeba accuracy (B.1), margin scores (B.2) and CSLS (B.3).
+    neighbours :math:`\\mathrm{NN}_k^{Y}(x)` (docs/metrics.md#notation), the building block of
+    Tatoeba accuracy, margin scores and CSLS (docs/metrics.md#retrieval).
 
     **Identical results across backends.** Each backend proposes ``k' > k`` candidates from
     float32 scores; all candidates are then re-scored by one shared numpy routine in float64
@@ -559,7 +559,7 @@ def knn(
     References
     ----------
     Johnson, Douze & Jégou 2019, *Billion-scale similarity search with GPUs*, IEEE Trans. Big
-    Data (faiss). metrics.md B.10: L2-normalise copies before inner-product search.
+    Data (faiss). docs/metrics.md#protocol: L2-normalise copies before inner-product search.
 
     Examples
     --------

@@ -2,8 +2,8 @@
 
 Every function takes plain arrays of sentence vectors (rows = sentences) and L2-normalises
 float32 copies itself. Neighbourhoods come from :func:`xalign.metrics._knn.knn`, so numpy,
-faiss CPU and faiss GPU give identical results. Formulas and protocols: metrics.md B.1-B.3
-and B.10.
+faiss CPU and faiss GPU give identical results. Formulas and protocols:
+docs/metrics.md#retrieval (and #margin, #csls, #protocol).
 """
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ def neighbourhood_means(
         r_Y(x)=\\frac1k\\sum_{z\\in \\mathrm{NN}_k^{Y}(x)}\\cos(x,z),\\qquad
         r_X(y)=\\frac1k\\sum_{z\\in \\mathrm{NN}_k^{X}(y)}\\cos(y,z)
 
-    These are ``fwd_mean``/``bwd_mean`` of the margin score (metrics.md B.2; LASER
-    ``mine_bitexts.py``, xtreme ``utils_retrieve.py``) and :math:`r_Y, r_X` of CSLS (B.3).
+    These are ``fwd_mean``/``bwd_mean`` of the margin score (docs/metrics.md#margin; LASER
+    ``mine_bitexts.py``, xtreme ``utils_retrieve.py``) and :math:`r_Y, r_X` of CSLS.
     Values lie in [-1, 1]; high values mark "hubs" (sentences close to many others).
 
     Parameters
@@ -182,7 +182,7 @@ def neighbourhood_means(
     k : int
         Neighbourhood size (clamped to the number of rows on the other side).
     center : bool
-        Subtract each side's mean vector before normalising (language centring, B.4).
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
 
     Returns
@@ -259,7 +259,7 @@ def margin_scores(
         ``(src_index, tgt_index)`` pairs to score. Default: the full ``n × m`` matrix
         (memory ``8·n·m`` bytes; use :func:`retrieve` or :func:`bucc_mine` for large sets).
     center : bool
-        Subtract each side's mean vector before normalising (B.4).
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
 
     Returns
@@ -318,7 +318,7 @@ def csls(
     with :math:`r` the mean cosine to the ``K`` nearest neighbours on the other side
     (:func:`neighbourhood_means`, the same routine as the margin score). Computed as
     ``2 × margin_scores(margin="distance", k=k)``, so with equal ``k`` the two rank
-    identically (metrics.md B.3). Range [-4, 4]; higher = more likely a translation pair.
+    identically (docs/metrics.md#csls). Range [-4, 4]; higher = more likely a translation pair.
 
     Parameters
     ----------
@@ -329,7 +329,7 @@ def csls(
     pairs : array_like of int, shape (p, 2), optional
         Pairs to score; default the full ``n × m`` matrix.
     center : bool
-        Subtract each side's mean vector before normalising (B.4).
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
 
     Returns
@@ -340,7 +340,7 @@ def csls(
     References
     ----------
     Conneau, Lample, Ranzato, Denoyer & Jégou 2018, *Word Translation Without Parallel
-    Data*, ICLR (formula as recorded in metrics.md B.3, marked unverified there).
+    Data*, ICLR (formula: docs/metrics.md#csls).
 
     Examples
     --------
@@ -524,7 +524,7 @@ def retrieve(
     candidates : {"knn", "all"}, optional
         See above.
     center : bool
-        Subtract each side's mean vector before normalising (B.4).
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
     block_size : int, optional
         Source rows per block for ``candidates="all"`` (default: 256 MiB of scores per block).
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
@@ -585,7 +585,7 @@ def tatoeba_accuracy(
 
     a **fraction in [0, 1]**, higher = better aligned (xtreme reports percent, LASER the
     error :math:`1-\\mathrm{Acc}`). Both directions and their mean are reported, as
-    sentence-transformers' ``TranslationEvaluator`` does (metrics.md B.1). With
+    sentence-transformers' ``TranslationEvaluator`` does (docs/metrics.md#retrieval). With
     ``dedup_texts`` a retrieved row counts as a hit when its text equals the gold text
     (LASER ``--textual``), which neutralises duplicate sentences (sentence-transformers
     PR #4031). Ties between equal scores go to the lower row index. The ranking is exact for
@@ -599,7 +599,7 @@ def tatoeba_accuracy(
     tgt : array_like, shape (n, d)
     direction : {"both", "src2tgt", "tgt2src"}
     scoring : {"cosine", "margin", "csls"}
-        ``"margin"`` is xSIM's scoring (LASER ``xsim.py``); ``"csls"`` is B.3.
+        ``"margin"`` is xSIM's scoring (LASER ``xsim.py``); ``"csls"`` is CSLS.
     margin : {"none", "distance", "ratio"}
         For ``scoring="margin"``.
     k : int, optional
@@ -610,7 +610,7 @@ def tatoeba_accuracy(
     dedup_texts : (src_texts, tgt_texts), optional
         Texts of the rows, each of length ``n``.
     center : bool
-        Subtract each side's mean vector before normalising (the centred variant, B.4);
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering);
         a fitted ``LanguageCenterer`` can be applied by the caller instead.
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
 
@@ -709,7 +709,7 @@ def xtreme_layer_to_xalign(i: int) -> int:
     """xalign layer ℓ for xtreme's ``specific_layer=i``: ℓ = i + 1.
 
     xtreme keeps ``all_layer_outputs[-num_layers:]``, i.e. drops the embedding output, so its
-    layer ``i`` is ``hidden_states[i + 1]`` (metrics.md B.0). xalign's layer ℓ is
+    layer ``i`` is ``hidden_states[i + 1]`` (docs/metrics.md#layers). xalign's layer ℓ is
     ``hidden_states[ℓ]``.
 
     Examples
@@ -838,7 +838,7 @@ def bucc_mine(
     threshold : float, optional
         Mining threshold :math:`\\tau`; default keeps all accepted pairs.
     center : bool
-        Subtract each side's mean vector before normalising (B.4).
+        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
 
     Returns
@@ -850,7 +850,7 @@ def bucc_mine(
     References
     ----------
     Artetxe & Schwenk 2019, ACL (arXiv:1811.01136); LASER ``source/mine_bitexts.py``; xtreme
-    ``third_party/utils_retrieve.py::mine_bitext`` (metrics.md B.2).
+    ``third_party/utils_retrieve.py::mine_bitext`` (docs/metrics.md#margin).
 
     Examples
     --------
@@ -971,7 +971,7 @@ def bucc_optimize_threshold(mined: Any, gold: Any) -> float:
     Candidates are sorted by score, descending; F1 is computed after each one; at the best
     cut :math:`i` the threshold is the midpoint :math:`(s_i + s_{i+1})/2` of that score and
     the next (xtreme ``bucc_optimize``). Use it on train/dev gold only, then apply the
-    threshold to test with :func:`bucc_f1` (metrics.md B.2, B.10; xtreme#60). Two edge
+    threshold to test with :func:`bucc_f1` (docs/metrics.md#bucc; xtreme#60). Two edge
     cases xtreme leaves open: when the best cut keeps every candidate the threshold is the
     last score (xtreme would index past the end), and when no candidate is correct it
     stays 0.0, xtreme's initial value.
@@ -1034,7 +1034,7 @@ def bucc_evaluate(
 ) -> dict[str, Any]:
     """BUCC-style mining F1 on parallel data mixed with distractors, τ tuned on held-out gold.
 
-    Construction (xalign-defined, following the BUCC setting of metrics.md B.2):
+    Construction (xalign-defined, following the BUCC setting of docs/metrics.md#margin):
 
     1. Gold pairs are ``gold`` (``(src_idx, tgt_idx)`` rows, 1:1) or, when ``gold`` is None,
        the row pairing ``src[i] ↔ tgt[i]``. Rows outside the gold pairs are distractors.

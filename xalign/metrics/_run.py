@@ -16,7 +16,7 @@ import pandas as pd
 from xalign.errors import ConfigError, DataError, StoreError, XAlignError
 from xalign.metrics._checks import check_finite
 from xalign.metrics._config import METRIC_GROUPS, MetricsConfig, split_store_arg
-from xalign.metrics._tidy import RESULT_COLUMNS
+from xalign.results import RESULTS_COLUMNS, protocol_json
 
 __all__ = [
     "METRIC_GROUPS",
@@ -26,9 +26,6 @@ __all__ = [
     "compute_metrics",
     "summarize",
 ]
-
-#: Columns of the results table (DESIGN.md).
-RESULTS_COLUMNS = ("store", "checkpoint", "metric", "layer", *RESULT_COLUMNS[1:])
 
 
 class IncompleteResultsError(XAlignError):
@@ -119,7 +116,7 @@ def _aligned(rows: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _protocol(d: dict[str, Any]) -> str:
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return protocol_json(d)
 
 
 def _retrieval(
@@ -688,7 +685,7 @@ def _quiet(fn: Callable[..., pd.DataFrame], *args: Any) -> pd.DataFrame:
 def _load_gold(cfg: MetricsConfig) -> Any:
     if not cfg.gold:
         return None
-    from xalign.data._wordalign import gold_alignments
+    from xalign.data import gold_alignments
 
     kind, sep, rest = cfg.gold.partition(":")
     if sep and kind.lower() in ("wordalign", "word-align"):
@@ -824,7 +821,7 @@ def _add_protocol(proto: str, extra: dict[str, Any]) -> str:
     d = json.loads(proto) if proto else {}
     for k, v in extra.items():
         d.setdefault(k, v)
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return protocol_json(d)
 
 
 def _store_similarity(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,20 @@ from xalign.metrics._clusters import _group_index, _parallel_rows, _resolve_pair
 from xalign.metrics._tidy import tidy_frame
 
 __all__ = ["cka_between_languages", "cka_matrix", "linear_cka"]
+
+
+def _one_blas_thread(fn: Any) -> Any:
+    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
+    other make them many times slower when other processes compete for the cores."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return inner
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,7 @@ def linear_cka(X: ArrayLike, Y: ArrayLike, *, debiased: bool = False) -> float:
     ----------
     Kornblith, S., Norouzi, M., Lee, H. & Hinton, G. (2019). Similarity of Neural Network
     Representations Revisited. ICML. Song, L., Smola, A., Gretton, A., Bedo, J. & Borgwardt, K.
-    (2012). Feature Selection via Dependence Maximization. JMLR 13. metrics.md B.7.
+    (2012). Feature Selection via Dependence Maximization. JMLR 13. docs/metrics.md#cka.
 
     Examples
     --------
@@ -188,7 +203,7 @@ def cka_matrix(
 
     References
     ----------
-    Kornblith et al. (2019), ICML; metrics.md B.7 (layer x layer and before/after CKA).
+    Kornblith et al. (2019), ICML; docs/metrics.md#cka (layer x layer and before/after CKA).
 
     Examples
     --------
@@ -232,6 +247,7 @@ def cka_matrix(
     return out
 
 
+@_one_blas_thread
 def cka_between_languages(
     X: ArrayLike,
     langs: ArrayLike,
@@ -256,7 +272,7 @@ def cka_between_languages(
 
     References
     ----------
-    Kornblith et al. (2019), ICML; metrics.md B.7 (use 1: cross-language CKA per layer).
+    Kornblith et al. (2019), ICML; docs/metrics.md#cka (use 1: cross-language CKA per layer).
 
     Examples
     --------

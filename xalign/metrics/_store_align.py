@@ -158,7 +158,7 @@ def _pairs_with_gold(
     store: Store, a: str, b: str, gold: Gold
 ) -> tuple[pd.DataFrame, list[tuple[Links, Links]]]:
     """Parallel rows that have gold links, and those links checked against the word counts."""
-    from xalign.store._pairs import parallel_rows
+    from xalign.store import parallel_rows
 
     pairs = parallel_rows(store.rows, a, b, store.path)
     lookup = _gold_lookup(gold)
@@ -257,7 +257,7 @@ def _alignment_records(
 
 
 def _resolve(store: Store, langs: Sequence[str] | None) -> tuple[str, str]:
-    from xalign.store._pairs import resolve_pair_langs
+    from xalign.store import resolve_pair_langs
 
     return resolve_pair_langs(store.rows, langs, store.path)
 
@@ -368,7 +368,7 @@ def word_alignment_metrics(
     References
     ----------
     Jalili Sabet, Dufter, Yvon & Schütze 2020, *SimAlign*, Findings of EMNLP; Och & Ney 2003,
-    Computational Linguistics 29(1); metrics.md B.9a-b.
+    Computational Linguistics 29(1); docs/metrics.md#simalign, #aer.
     """
     st = _open(store)
     if not st.has_tokens:
@@ -485,9 +485,9 @@ def attention_word_alignment_metrics(
     References
     ----------
     Garg, Peitz, Nallasamy & Paulik 2019, EMNLP; Clark, Khandelwal, Levy & Manning 2019,
-    BlackboxNLP; Och & Ney 2003; metrics.md B.9c.
+    BlackboxNLP; Och & Ney 2003; docs/metrics.md#attn-align.
     """
-    from xalign.store._pairs import PairAttention
+    from xalign.store import PairAttention
 
     st = _open(store)
     chosen = _methods(methods, get_args(AttentionMethod))
@@ -624,7 +624,7 @@ def attention_alignment_metrics(
     References
     ----------
     Clark, Khandelwal, Levy & Manning 2019, *What Does BERT Look At?*, BlackboxNLP;
-    metrics.md B.9d-e.
+    docs/metrics.md#attn-mass.
     """
     st = _open(store)
     _require_attention(st)
@@ -737,7 +737,7 @@ def _pattern_links(
     word_ids: list[NDArray[np.int64]],
 ) -> tuple[pd.DataFrame, dict[int, list[list[tuple[int, int]]]]]:
     """Per layer and translation pair, the aligned word pairs in compact word numbering."""
-    from xalign.store._pairs import parallel_rows
+    from xalign.store import parallel_rows
 
     if links == "gold":
         assert gold is not None
@@ -863,7 +863,7 @@ def attention_store_distance(
     References
     ----------
     Lin 1991, IEEE Trans. Inf. Theory (JS); Ding et al. 2022, COLING (attention pull);
-    metrics.md B.9e.
+    docs/metrics.md#attn-agree.
     """
     sa, sb = _open(store_a), _open(store_b)
     for st in (sa, sb):

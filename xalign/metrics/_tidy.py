@@ -1,49 +1,32 @@
 """The tidy long form that metric functions return: one row per (metric, lang, lang2) number.
 
-The results table is ``store, checkpoint, metric, layer, lang, lang2, value, n, ci_low,
-ci_high, protocol``; metric functions fill the subset in :data:`RESULT_COLUMNS` and the caller
-adds ``store``, ``checkpoint`` and ``layer``.
+The results table (:data:`xalign.results.RESULTS_COLUMNS`) is ``store, checkpoint, metric,
+layer, lang, lang2, value, n, ci_low, ci_high, protocol``; metric functions fill the subset in
+:data:`RESULT_COLUMNS` and the caller adds ``store``, ``checkpoint`` and ``layer``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from xalign.results import TIDY_COLUMNS, protocol_json
+
 __all__ = ["RESULT_COLUMNS", "protocol_json", "tidy_frame"]
 
-#: Columns of the tidy frames that metric functions return, in order.
-RESULT_COLUMNS = ("metric", "lang", "lang2", "value", "n", "ci_low", "ci_high", "protocol")
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (tuple, list)):
-        return [_plain(x) for x in v]
-    return v
-
-
-def protocol_json(choices: Mapping[str, Any]) -> str:
-    """Canonical JSON (sorted keys, no spaces) of the choices that change a number.
-
-    >>> protocol_json({"seed": 0, "centered": False})
-    '{"centered":false,"seed":0}'
-    """
-    return json.dumps(
-        {k: _plain(v) for k, v in choices.items()}, sort_keys=True, separators=(",", ":")
-    )
+#: Columns of the tidy frames that metric functions return, in order (the results room's
+#: :data:`~xalign.results.TIDY_COLUMNS`).
+RESULT_COLUMNS = TIDY_COLUMNS
 
 
 def tidy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Build a frame with exactly :data:`RESULT_COLUMNS` from dicts.
 
     Missing ``lang``/``lang2`` become None, missing ``ci_low``/``ci_high`` NaN. ``protocol``
-    may be a mapping (serialised with :func:`protocol_json`) or a JSON string.
+    may be a mapping (serialised with :func:`~xalign.results.protocol_json`) or a JSON string.
 
     >>> df = tidy_frame([{"metric": "m", "value": 0.5, "n": 3, "protocol": {"seed": 0}}])
     >>> df.loc[0, "lang"] is None, df.loc[0, "protocol"]

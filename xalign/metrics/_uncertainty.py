@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +45,8 @@ def bootstrap_distribution(
     ``statistic(sample, axis=-1)`` to a block of replicates at once, so ``statistic`` must
     accept an ``axis`` keyword (``np.mean``, ``np.median``, ``np.std`` do). Blocks are sized
     so that a block holds at most about 4 million values: time O(n_boot * n), memory O(4e6).
+    The resample indices of the latest (n, n_boot, seed) are cached (up to 16 million
+    indices in all), so repeated calls with the same n and seed only gather and reduce.
 
     Parameters
     ----------
@@ -68,15 +72,44 @@ def bootstrap_distribution(
     if int(n_boot) < 1:
         raise ConfigError(f"n_boot={n_boot} is not allowed; expected an integer >= 1")
     n_boot = int(n_boot)
-    n = arr.size
+    out = np.empty(n_boot, dtype=np.float64)
+    start = 0
+    for idx in _resample_indices(arr.size, n_boot, int(seed)):
+        stop = start + idx.shape[0]
+        out[start:stop] = np.asarray(statistic(arr[idx], axis=-1), dtype=np.float64)
+        start = stop
+    return out
+
+
+# Resample indices depend only on (n, n_boot, seed), and a metrics run asks for the same ones
+# hundreds of times (every language pair, scoring, centring and layer): drawing them is most
+# of a bootstrap's cost, so the latest ones are kept, up to _CACHE_ELEMENTS indices in all.
+_CACHE_ELEMENTS = 1 << 24
+_cache: OrderedDict[tuple[int, int, int], list[NDArray[np.integer]]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _resample_indices(n: int, n_boot: int, seed: int) -> list[NDArray[np.integer]]:
+    """Blocks of ``(replicates, n)`` indices drawn from ``default_rng(seed)``, block by block."""
+    key = (n, n_boot, seed)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_ELEMENTS // n)
-    out = np.empty(n_boot, dtype=np.float64)
+    dtype = np.int32 if n < 2**31 else np.int64
+    blocks = []
     for start in range(0, n_boot, block):
-        stop = min(n_boot, start + block)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = np.asarray(statistic(arr[idx], axis=-1), dtype=np.float64)
-    return out
+        idx = rng.integers(0, n, size=(min(n_boot, start + block) - start, n)).astype(dtype)
+        idx.setflags(write=False)
+        blocks.append(idx)
+    if n * n_boot <= _CACHE_ELEMENTS:
+        with _lock:
+            _cache[key] = blocks
+            while sum(n_ * b for n_, b, _ in _cache) > _CACHE_ELEMENTS:
+                _cache.popitem(last=False)
+    return blocks
 
 
 def bootstrap_ci(

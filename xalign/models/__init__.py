@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from xalign.models._e5 import E5_SMALL, build_e5_small
 from xalign.models._encoder import Encoder, EncoderFacts
-from xalign.models._load import load_encoder
+from xalign.models._load import autocast_context, cuda_amp_dtype, load_encoder, resolve_device
 from xalign.models._tiny import tiny_encoder, train_tiny_tokenizer
 
 __all__ = [
     "E5_SMALL",
     "Encoder",
     "EncoderFacts",
+    "autocast_context",
     "build_e5_small",
+    "cuda_amp_dtype",
     "load_encoder",
+    "resolve_device",
     "tiny_encoder",
     "train_tiny_tokenizer",
 ]

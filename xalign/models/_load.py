@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from xalign._validate import check_choice
 from xalign.errors import ConfigError, ModelLoadError
 from xalign.models._e5 import (
     E5_SMALL,
@@ -24,7 +25,13 @@ if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-__all__ = ["load_encoder", "resolve_device", "weights_hash"]
+__all__ = [
+    "autocast_context",
+    "cuda_amp_dtype",
+    "load_encoder",
+    "resolve_device",
+    "weights_hash",
+]
 
 logger = logging.getLogger("xalign.models")
 
@@ -50,14 +57,6 @@ _TRUE = {"1", "true", "yes", "on"}
 
 class _NotAvailableError(ModelLoadError):
     """The model is neither a local folder nor in the Hugging Face cache (or on the hub)."""
-
-
-# --------------------------------------------------------------------------- option checks
-
-
-def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{field}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -493,8 +492,8 @@ def load_encoder(
         For a value outside the allowed choices.
     """
     name = os.fspath(name_or_path)
-    _check_choice("dtype", dtype, get_args(DTypeName))
-    _check_choice("attn_implementation", attn_implementation, get_args(AttnImplementation))
+    check_choice("dtype", dtype, get_args(DTypeName))
+    check_choice("attn_implementation", attn_implementation, get_args(AttnImplementation))
     dev = resolve_device(device)
     offline = _env_offline() if local_files_only is None else bool(local_files_only)
     options: dict[str, Any] = {

@@ -4,7 +4,7 @@
 ``python -m xalign.metrics`` and, optionally, its stores (cached projections, attentions) and
 writes ``report.md``, a self-contained ``report.html``, ``tables/*.tex`` (booktabs, ready to
 ``\\input``) and ``tables/*.csv``, ``figures/*.{pdf,svg,png,html}`` and ``provenance.json``.
-Figures are the dashboard's own (:mod:`dashboards.figures`) restyled for print; static
+Figures are the dashboard's own (:mod:`xalign.figures`) restyled for print; static
 export uses one kaleido browser for all of them. Needs plotly (and kaleido + Chrome/Chromium
 for PDF/SVG/PNG): ``pip install 'xalign[export]'``.
 """
@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xalign.report._build import FORMATS, FigureSpec, ReportSummary, build_report
-    from xalign.report._catalog import (
+    from xalign.report._export import ExportResult, export_figures
+    from xalign.report._figures import COLUMN_WIDTH_IN, figure_size_px, paper_style
+    from xalign.report._tables import Cell, Table, fmt_delta, fmt_value
+    from xalign.results import (
         DEFAULT_METRICS,
         METRICS,
         MetricInfo,
@@ -25,33 +28,31 @@ if TYPE_CHECKING:
         metric_info,
         metric_range,
     )
-    from xalign.report._export import ExportResult, export_figures
-    from xalign.report._figures import COLUMN_WIDTH_IN, figure_size_px, paper_style
-    from xalign.report._tables import Cell, Table, fmt_delta, fmt_value
 
 # Public names are imported on first use: ``python -m xalign.report --help`` and its argument
-# errors answer before torch, pandas or plotly are loaded.
+# errors answer before torch, pandas or plotly are loaded. The metric catalogue is the results
+# room's (:mod:`xalign.results`), re-exported here for existing callers.
 _WHERE = {
-    "COLUMN_WIDTH_IN": "_figures",
-    "Cell": "_tables",
-    "DEFAULT_METRICS": "_catalog",
-    "ExportResult": "_export",
-    "FORMATS": "_build",
-    "FigureSpec": "_build",
-    "METRICS": "_catalog",
-    "MetricInfo": "_catalog",
-    "ReportSummary": "_build",
-    "Table": "_tables",
-    "better": "_catalog",
-    "build_report": "_build",
-    "export_figures": "_export",
-    "figure_size_px": "_figures",
-    "fmt_delta": "_tables",
-    "fmt_value": "_tables",
-    "metric_direction": "_catalog",
-    "metric_info": "_catalog",
-    "metric_range": "_catalog",
-    "paper_style": "_figures",
+    "COLUMN_WIDTH_IN": "xalign.report._figures",
+    "Cell": "xalign.report._tables",
+    "DEFAULT_METRICS": "xalign.results",
+    "ExportResult": "xalign.report._export",
+    "FORMATS": "xalign.report._build",
+    "FigureSpec": "xalign.report._build",
+    "METRICS": "xalign.results",
+    "MetricInfo": "xalign.results",
+    "ReportSummary": "xalign.report._build",
+    "Table": "xalign.report._tables",
+    "better": "xalign.results",
+    "build_report": "xalign.report._build",
+    "export_figures": "xalign.report._export",
+    "figure_size_px": "xalign.report._figures",
+    "fmt_delta": "xalign.report._tables",
+    "fmt_value": "xalign.report._tables",
+    "metric_direction": "xalign.results",
+    "metric_info": "xalign.results",
+    "metric_range": "xalign.results",
+    "paper_style": "xalign.report._figures",
 }
 
 __all__ = [
@@ -82,7 +83,7 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -18,24 +18,6 @@ import pandas as pd
 
 from xalign._io import atomic_path, check_output, write_json, write_text
 from xalign.errors import ConfigError
-from xalign.report._catalog import (
-    DEFAULT_METRICS,
-    better,
-    metric_info,
-    metric_range,
-    range_text,
-)
-from xalign.report._data import (
-    DEFAULT_PROTOCOL,
-    Selection,
-    _plain,
-    filter_languages,
-    layer_means,
-    load_results,
-    parse_choice,
-    protocol_text,
-    select_rows,
-)
 from xalign.report._tables import (
     Cell,
     Table,
@@ -45,6 +27,21 @@ from xalign.report._tables import (
     to_html,
     to_latex,
     to_markdown,
+)
+from xalign.results import (
+    DEFAULT_METRICS,
+    Selection,
+    better,
+    filter_languages,
+    layer_means,
+    load_results,
+    metric_info,
+    metric_range,
+    parse_choice,
+    protocol_text,
+    protocol_value_text,
+    range_text,
+    select_rows,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +54,9 @@ __all__ = ["FORMATS", "FigureSpec", "ReportSummary", "build_report"]
 #: Report formats (``--format``); CSV tables are always written.
 FORMATS: tuple[str, ...] = ("latex", "md", "html")
 _ARROW = {"higher": "↑", "lower": "↓", None: ""}
+#: Protocol choices a report uses unless told otherwise (JSON text, as in ``parse_choice``):
+#: raw (uncentred) vectors and plain cosine retrieval, the most common published setting.
+DEFAULT_PROTOCOL: dict[str, str] = {"centered": "false", "scoring": '"cosine"'}
 
 
 @dataclass
@@ -327,7 +327,7 @@ def _plan(
     for m in wanted:
         sel = select_rows(df, m, choices)
         for key, value in asked.items():
-            want = _plain(json.loads(value))
+            want = protocol_value_text(json.loads(value))
             if key in sel.applied and sel.applied[key] != want:
                 notes.append(
                     f"{m}: has no rows with {key}={want}; shown with {key}={sel.applied[key]}"
@@ -400,10 +400,10 @@ def _check_choices(df: pd.DataFrame, metrics: Sequence[str], asked: dict[str, st
                 f"there: {', '.join(sorted(seen)) or '(none)'}"
             )
         if value not in seen[key]:
-            have = ", ".join(sorted(_plain(json.loads(x)) for x in seen[key]))
+            have = ", ".join(sorted(protocol_value_text(json.loads(x)) for x in seen[key]))
             raise ConfigError(
-                f"--protocol {key}={_plain(json.loads(value))}: no row of the chosen metrics has "
-                f"that value; values there: {have}"
+                f"--protocol {key}={protocol_value_text(json.loads(value))}: no row of the chosen "
+                f"metrics has that value; values there: {have}"
             )
 
 
@@ -913,7 +913,7 @@ def _figure_specs(
     projection: str,
     notes: list[str],
 ) -> list[FigureSpec]:
-    from dashboards import figures as F
+    from xalign import figures as F
     from xalign.report._figures import paper_style, side_by_side
     from xalign.report._stores import pair_example, projection_points
 
@@ -1189,7 +1189,7 @@ def _intro_lines(plan: _Plan, stores: dict[str, Store], summary_stats: dict[str,
         f"Metrics: {', '.join(f'{metric_info(m).label} (`{m}`)' for m in plan.metrics)}. "
         f"Layers {_ranges(plan.layers)}; focus layers {', '.join(map(str, plan.focus))}.",
         "Protocol choices applied where a metric has several: "
-        + ", ".join(f"{k}={_plain(json.loads(v))}" for k, v in plan.choices.items())
+        + ", ".join(f"{k}={protocol_value_text(json.loads(v))}" for k, v in plan.choices.items())
         + " (other variants are in the results table).",
     ]
     if plan.langs:
@@ -1640,7 +1640,7 @@ def _metrics_command(cfg: dict[str, Any] | None) -> str | None:
         return None
     import shlex
 
-    from xalign.metrics._run import MetricsConfig
+    from xalign.metrics import MetricsConfig
 
     default = MetricsConfig(stores=["x"]).to_dict()
     parts = ["python -m xalign.metrics", *map(shlex.quote, map(str, cfg.get("stores", [])))]

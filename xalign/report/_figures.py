@@ -1,7 +1,7 @@
-"""Paper style for the dashboard's figures: print sizes, fonts, no titles, vector-friendly.
+"""Paper style for xalign's figures: print sizes, fonts, no titles, vector-friendly.
 
 The report never draws a figure itself: every figure comes from a builder in
-:mod:`dashboards.figures` (the same functions the dashboard uses, so a language has the
+:mod:`xalign.figures` (the same functions the dashboard uses, so a language has the
 same colour in both) and is restyled here with ``update_layout`` only. Sizes are in inches
 at 96 CSS pixels per inch, which is how kaleido maps pixels to PDF points (1 px = 0.75 pt):
 a one-column figure is 3.25 in (312 px) wide, a two-column figure 7 in (672 px).
@@ -60,7 +60,7 @@ def paper_style(
     Parameters
     ----------
     fig : plotly Figure
-        From a :mod:`dashboards.figures` builder.
+        From a :mod:`xalign.figures` builder.
     width : {"one", "two"}
         One column (3.25 in) or two columns (7 in).
     height_in : float

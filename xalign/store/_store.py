@@ -318,7 +318,7 @@ class Store:
         """
         if spec == "all":
             return self.layers
-        from xalign.extract._config import parse_layers
+        from xalign.store._layers import parse_layers
 
         wanted = parse_layers(spec, int(self.encoder["num_layers"]))
         missing = [x for x in wanted if x not in self.layers]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from xalign._validate import check_choice, check_interval
 from xalign.errors import ConfigError
 from xalign.train._losses import AP_MASKS, TERMS
 
@@ -39,11 +40,6 @@ METHOD_TERMS: dict[str, tuple[str, ...]] = {
     "finetune": ("rt",),
     "rsda": ("ce",),
 }
-
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"--{name} {value!r}: allowed values are {', '.join(allowed)}")
 
 
 def _as_list(value: Any) -> Any:
@@ -129,12 +125,12 @@ class TrainConfig:
                     f"--label-aliases {self.label_aliases!r}: expected FROM=TO[,FROM=TO...]"
                 )
             self.label_aliases = {a.strip(): b.strip() for a, b in pairs}
-        _choice("task", self.task, TASKS)
-        _choice("method", self.method, METHODS)
-        _choice("selection", self.selection, SELECTIONS)
-        _choice("ap-mask", self.ap_mask, AP_MASKS)
-        _choice("head", self.head, HEADS)
-        _choice("vocab", self.vocab, VOCABS)
+        check_choice("--task", self.task, TASKS)
+        check_choice("--method", self.method, METHODS)
+        check_choice("--selection", self.selection, SELECTIONS)
+        check_choice("--ap-mask", self.ap_mask, AP_MASKS)
+        check_choice("--head", self.head, HEADS)
+        check_choice("--vocab", self.vocab, VOCABS)
         bad = [t for t in self.ablate if t not in TERMS]
         if bad:
             raise ConfigError(f"--ablate {bad}: allowed terms are {', '.join(TERMS)}")
@@ -157,21 +153,18 @@ class TrainConfig:
             ("monitor-size", self.monitor_size, 1),
             ("eval-token-budget", self.eval_token_budget, 16),
         ):
-            if int(value) < lo:
-                raise ConfigError(f"--{name} {value}: must be at least {lo}")
+            check_interval(f"--{name}", int(value), low=lo)
         for name, optional in (
             ("max-steps", self.max_steps),
             ("train-limit", self.train_limit),
             ("dev-limit", self.dev_limit),
             ("test-limit-per-lang", self.test_limit_per_lang),
         ):
-            if optional is not None and optional < 1:
-                raise ConfigError(f"--{name} {optional}: must be at least 1 (or unset)")
+            if optional is not None:
+                check_interval(f"--{name}", optional, low=1, note="or unset")
         for name, value in (("eval-every", self.eval_every), ("monitor-every", self.monitor_every)):
-            if value < 0:
-                raise ConfigError(f"--{name} {value}: must be >= 0 (0 = {_ZERO[name]})")
-        if self.dev_holdout < 0:
-            raise ConfigError(f"--dev-holdout {self.dev_holdout}: must be >= 0")
+            check_interval(f"--{name}", value, low=0, note=f"0 = {_ZERO[name]}")
+        check_interval("--dev-holdout", self.dev_holdout, low=0)
         if self.ap_layer < 1:
             raise ConfigError(
                 f"--ap-layer {self.ap_layer}: attention layers are 1..L (block ℓ; the reference's "
@@ -179,18 +172,14 @@ class TrainConfig:
             )
         if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
             raise ConfigError("--lr and --head-lr must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"--warmup-ratio {self.warmup_ratio}: must be in [0, 1)")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"--warmup-steps {self.warmup_steps}: must be >= 0")
+        check_interval("--warmup-ratio", self.warmup_ratio, low=0, high=1, high_open=True)
+        check_interval("--warmup-steps", self.warmup_steps, low=0)
         if self.warmup_ratio and self.warmup_steps:
             raise ConfigError("give --warmup-ratio or --warmup-steps, not both")
-        if self.max_grad_norm < 0:
-            raise ConfigError(f"--max-grad-norm {self.max_grad_norm}: must be >= 0 (0 = off)")
-        if self.max_length < 8:
-            raise ConfigError(f"--max-length {self.max_length}: must be at least 8")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout {self.dropout}: must be in [0, 1)")
+        check_interval("--max-grad-norm", self.max_grad_norm, low=0, note="0 = off")
+        check_interval("--max-length", self.max_length, low=8)
+        if self.dropout is not None:
+            check_interval("--dropout", self.dropout, low=0, high=1, high_open=True)
         if self.alpha < 0 or self.beta < 0:
             raise ConfigError("--alpha and --beta must be >= 0")
 

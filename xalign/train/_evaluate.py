@@ -92,7 +92,7 @@ def predict(
     import torch
 
     from xalign.extract import length_sorted_batches
-    from xalign.models._load import autocast_context
+    from xalign.models import autocast_context
 
     was_training = clf.training
     clf.eval()
@@ -127,8 +127,7 @@ def accuracy_rows(
     ``dev_acc`` (the training language's dev set). CIs: 95 % percentile bootstrap over examples.
     """
     from xalign.metrics import bootstrap_ci
-    from xalign.metrics._run import RESULTS_COLUMNS
-    from xalign.metrics._tidy import protocol_json
+    from xalign.results import RESULTS_COLUMNS, protocol_json
 
     recs = []
 
@@ -188,8 +187,7 @@ def seed_aggregate(results: pd.DataFrame, *, store: str, checkpoint: str) -> pd.
     """
     import json
 
-    from xalign.metrics._run import RESULTS_COLUMNS
-    from xalign.metrics._tidy import protocol_json
+    from xalign.results import RESULTS_COLUMNS, protocol_json
 
     recs = []
     for (metric, lang), df in results.groupby(["metric", "lang"], dropna=False, sort=False):

@@ -164,7 +164,7 @@ class _Trainer:
         import torch
 
         from xalign.extract import resolve_prefix
-        from xalign.models._load import cuda_amp_dtype
+        from xalign.models import cuda_amp_dtype
 
         self.torch = torch
         self.cfg = cfg

@@ -1,7 +1,8 @@
 """Extraction on Ray Data: the local engine's chunks, computed by encoder actors on a cluster.
 
 The driver does everything that needs no model forward (reads the corpus, tokenises once for
-lengths, writes the tables and creates the store's arrays), exactly as the local engine does.
+lengths, writes the tables and creates the store's arrays: :func:`xalign.extract.prepare_extract`),
+exactly as the local engine does.
 The chunks still to compute become a Ray dataset, one item per store chunk; ``map_batches``
 sends them to a pool of encoder actors (one per GPU, or one per ``cpus_per_worker`` CPUs), each
 of which runs :func:`xalign.extract.compute_chunk` — the local engine's own code — and writes
@@ -33,12 +34,19 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from xalign.data import Corpus
-    from xalign.extract import ExtractConfig, ExtractSummary
-    from xalign.extract._extract import ChunkSpec, _Plan
+    from xalign.extract import ChunkSpec, ExtractConfig, ExtractPlan, ExtractSummary
     from xalign.models import Encoder
     from xalign.store import Store
 
-__all__ = ["SHARDS", "ChunkWorker", "extract_ray", "read_shard", "shard_path", "write_shard"]
+__all__ = [
+    "SHARDS",
+    "ChunkWorker",
+    "RayEngine",
+    "extract_ray",
+    "read_shard",
+    "shard_path",
+    "write_shard",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +114,11 @@ class ChunkWorker:
     ) -> None:
         import torch
 
-        from xalign.extract import ExtractConfig
-        from xalign.extract._extract import _load_encoder
+        from xalign.extract import ExtractConfig, load_extract_encoder
 
         torch.set_num_threads(max(1, threads))
         cfg = ExtractConfig(**config)
-        self.encoder: Encoder = _load_encoder(cfg)
+        self.encoder: Encoder = load_extract_encoder(cfg)
         got = self.encoder.facts.identity()
         if got != identity:
             raise StoreError(
@@ -123,7 +130,7 @@ class ChunkWorker:
         self.store = store
 
     def __call__(self, batch: dict[str, NDArray]) -> dict[str, NDArray]:
-        from xalign.extract._extract import compute_chunk
+        from xalign.extract import compute_chunk
 
         out: dict[str, list[Any]] = {"chunk": [], "rows": [], "seconds": [], "backoffs": []}
         for chunk, start, stop, texts in zip(
@@ -140,7 +147,7 @@ class ChunkWorker:
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _merge_shard(plan: _Plan, path: Path) -> int:
+def _merge_shard(plan: ExtractPlan, path: Path) -> int:
     chunk, bounds, arrays = read_shard(path)
     if chunk >= plan.n_chunks or bounds != plan.bounds(chunk):
         raise StoreError(
@@ -154,7 +161,7 @@ def _merge_shard(plan: _Plan, path: Path) -> int:
     return bounds[1] - bounds[0]
 
 
-def _leftover_shards(plan: _Plan) -> list[Path]:
+def _leftover_shards(plan: ExtractPlan) -> list[Path]:
     folder = plan.writer.path / SHARDS
     if not folder.is_dir():
         return []
@@ -182,7 +189,7 @@ def _resources(ray: Any, config: ExtractConfig) -> tuple[int, float, float]:
 
 def _run_actors(
     ray: Any,
-    plan: _Plan,
+    plan: ExtractPlan,
     config: ExtractConfig,
     encoder: Encoder,
     todo: list[int],
@@ -192,7 +199,7 @@ def _run_actors(
     rows_todo: int,
 ) -> int:
     """Compute ``todo`` chunks on a pool of ``workers`` actors, merging shards as they come."""
-    from xalign.extract._extract import _progress
+    from xalign.extract import progress_bar
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -218,7 +225,9 @@ def _run_actors(
         num_gpus=gpw,
     )
     backoffs = 0
-    bar = _progress(rows_todo, enabled=config.progress, desc=f"extract {encoder.facts.name} (ray)")
+    bar = progress_bar(
+        rows_todo, enabled=config.progress, desc=f"extract {encoder.facts.name} (ray)"
+    )
     for row in done.iter_rows():
         _merge_shard(plan, shard_path(plan.writer.path, int(row["chunk"])))
         backoffs += int(row["backoffs"])
@@ -235,7 +244,7 @@ def extract_ray(
     ``encoder`` is the driver's copy, used for the tokenizer and the facts only; each worker
     loads its own from ``config.model`` on its own device.
     """
-    from xalign.extract._extract import _finish, _prepare, _summary
+    from xalign.extract import finish_extract, prepare_extract, summarize_extract
     from xalign.store import Store
 
     ray = _import_ray()
@@ -251,10 +260,10 @@ def extract_ray(
     try:
         workers, cpw, gpw = _resources(ray, config)
         # actors on GPUs run under autocast (unless --no-autocast), as a local CUDA run does
-        plan = _prepare(config, corpus, encoder, autocast=bool(config.autocast and gpw > 0))
+        plan = prepare_extract(config, corpus, encoder, autocast=bool(config.autocast and gpw > 0))
         if plan.writer.already_complete:
             store = Store.open(config.out)
-            return store, _summary(store, time.perf_counter() - t0, 0, plan.writer, 0)
+            return store, summarize_extract(store, time.perf_counter() - t0, 0, plan.writer, 0)
         t_compute = time.perf_counter()
         rows_done = 0
         for path in _leftover_shards(plan):
@@ -281,4 +290,20 @@ def extract_ray(
         folder.rmdir()
     seconds = time.perf_counter() - t_compute
     device = f"ray: {workers} worker{'s' if workers != 1 else ''}" if workers else "ray: merged"
-    return _finish(plan, seconds, rows_todo + rows_done, backoffs, device)
+    return finish_extract(plan, seconds, rows_todo + rows_done, backoffs, device)
+
+
+class RayEngine:
+    """Computes the chunks on a Ray Data cluster (:func:`extract_ray`); Ray is an optional extra."""
+
+    name = "ray"
+
+    def driver_encoder(self, config: ExtractConfig) -> Encoder:
+        from xalign.extract import load_extract_encoder
+
+        return load_extract_encoder(config, device="cpu")  # tokenizer and facts; no forward
+
+    def run(
+        self, config: ExtractConfig, corpus: Corpus, encoder: Encoder, t0: float
+    ) -> tuple[Store, ExtractSummary]:
+        return extract_ray(config, corpus, encoder, t0)

@@ -1,201 +1,36 @@
-"""Reading and selecting the results table for a report: checks, filters, protocol choice,
-per-layer aggregation and the protocol text of captions."""
+"""Choosing rows of the results table and averaging them: one protocol per number.
+
+Protocol keys are of three kinds: choices (rows that differ in one are different numbers,
+never averaged together), per-row facts (sample sizes, distractor counts: they differ
+between language pairs by construction and never split or filter an average) and diagonal
+keys (a second layer axis, read where it equals the row's layer).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xalign.errors import ConfigError, DataError
+from xalign.results._schema import key_rank, parsed_protocols, protocol_value_text
 
 __all__ = [
     "CHOICE_KEYS",
-    "DEFAULT_PROTOCOL",
     "DIAGONAL_KEYS",
     "PER_ROW_KEYS",
-    "RESULTS_COLUMNS",
     "Selection",
+    "aggregate_by_language",
     "filter_languages",
+    "filter_protocol",
     "layer_means",
-    "load_results",
-    "parse_choice",
-    "protocol_text",
+    "protocol_options",
     "select_metric",
     "select_rows",
 ]
-
-RESULTS_COLUMNS = (
-    "store", "checkpoint", "metric", "layer", "lang", "lang2", "value", "n", "ci_low",
-    "ci_high", "protocol",
-)  # fmt: skip
-
-#: Protocol choices a report uses unless told otherwise (JSON text, as in the ``p:`` columns):
-#: raw (uncentred) vectors and plain cosine retrieval, the most common published setting.
-DEFAULT_PROTOCOL: dict[str, str] = {"centered": "false", "scoring": '"cosine"'}
-
-
-def load_results(results: str | os.PathLike[str] | pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The results table (checked, ``lang``/``lang2`` as None when empty) and where it came from.
-
-    Raises
-    ------
-    DataError
-        The file is missing, unreadable or lacks results columns.
-    """
-    if isinstance(results, pd.DataFrame):
-        df, where = results.copy(), "<DataFrame>"
-    else:
-        path = Path(results)
-        where = str(path)
-        if path.suffix.lower() not in (".parquet", ".csv"):
-            raise DataError(
-                f"unknown results file type {path.suffix or '(no suffix)'!r} "
-                "(expected .parquet or .csv)",
-                path=path,
-            )
-        if not path.is_file():
-            raise DataError("no such results file (expected .parquet or .csv)", path=path)
-        try:
-            if path.suffix.lower() == ".csv":
-                df = pd.read_csv(path, dtype={"lang": object, "lang2": object})
-            else:
-                df = pd.read_parquet(path)
-        except Exception as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(f"cannot read results table ({first})", path=path) from e
-    missing = [c for c in RESULTS_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"not a results table: missing column(s) {missing} "
-            f"(expected {', '.join(RESULTS_COLUMNS)})",
-            path=None if where == "<DataFrame>" else where,
-        )
-    if df.empty:
-        raise DataError(
-            "the results table has no rows", path=None if where.startswith("<") else where
-        )
-    df = df[list(RESULTS_COLUMNS)].reset_index(drop=True)
-    _check_columns(df, None if where.startswith("<") else where)
-    for c in ("lang", "lang2"):
-        col = df[c].astype(object)
-        df[c] = col.where(col.notna() & (col.astype(str) != ""), None)
-    return df, where
-
-
-def _first(mask: Any) -> str:
-    """``"3 rows, first row 17"`` for a boolean mask over the table (rows counted from 1)."""
-    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-    return f"{len(idx)} row{'s' if len(idx) != 1 else ''}, first row {int(idx[0]) + 1}"
-
-
-def _check_columns(df: pd.DataFrame, path: str | None) -> None:
-    """Check every column's values in place (the table is already a copy): names present,
-    numbers numeric, layers whole and non-negative, protocols JSON objects, one row per key.
-
-    A value of the wrong kind is refused with the column and the first row rather than cast:
-    ``astype(int)`` would turn layer 0.5 into 0, and a text value would fail deep inside an
-    average.
-    """
-    for c in ("store", "checkpoint", "metric"):
-        col = df[c]
-        bad = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
-        if bad.any():
-            raise DataError(f"column {c!r} is empty or null in {_first(bad)}", path=path)
-        df[c] = col.astype(str)
-    for c in ("value", "n", "ci_low", "ci_high", "layer"):
-        col = df[c]
-        if pd.api.types.is_bool_dtype(col):
-            raise DataError(f"column {c!r} holds true/false; expected numbers", path=path)
-        num = pd.to_numeric(col, errors="coerce")
-        bad = (num.isna() & col.notna() & (col.astype(str).str.strip() != "")).to_numpy()
-        if bad.any():
-            first = col[bad].iloc[0]
-            raise DataError(
-                f"column {c!r} holds {first!r} and other non-numbers ({_first(bad)}); "
-                "expected numbers",
-                path=path,
-            )
-        if not pd.api.types.is_numeric_dtype(col):
-            df[c] = num.astype(float)
-    layer = df["layer"].to_numpy(dtype=float)
-    bad = ~np.isfinite(layer) | (layer != np.round(layer)) | (layer < 0)
-    if bad.any():
-        first = float(layer[bad][0])
-        raise DataError(
-            f"column 'layer' holds {first!r} ({_first(bad)}); expected whole numbers >= 0 "
-            "(0 = embedding output)",
-            path=path,
-        )
-    df["layer"] = layer.astype(np.int64)
-    n = df["n"].to_numpy(dtype=float)
-    bad = np.isfinite(n) & ((n < 0) | (n != np.round(n)))
-    if bad.any():
-        raise DataError(
-            f"column 'n' holds {float(n[bad][0])!r} ({_first(bad)}); expected a count", path=path
-        )
-    protos = df["protocol"].astype(object).where(df["protocol"].notna(), "{}").astype(str)
-    protos = protos.where(protos.str.strip() != "", "{}")
-    for text in dict.fromkeys(protos):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
-            bad = (protos == text).to_numpy()
-            raise DataError(
-                f"column 'protocol' holds {text[:60]!r} ({_first(bad)}); expected a JSON object "
-                'like {"pooling": "mean"}',
-                path=path,
-            )
-    df["protocol"] = protos
-    key = ["store", "checkpoint", "metric", "layer", "lang", "lang2", "protocol"]
-    dup = df[key].astype(str).duplicated().to_numpy()
-    if dup.any():
-        raise DataError(
-            f"{_first(dup)}: a row repeats an earlier row's store, checkpoint, metric, layer, "
-            "languages and protocol; a results table holds one row per result (was a table "
-            "appended twice? drop the repeats, e.g. df.drop_duplicates())",
-            path=path,
-        )
-
-
-def parse_choice(spec: str | Mapping[str, Any] | None) -> dict[str, str]:
-    """Protocol choices ``"centered=true,scoring=margin"`` as JSON text values.
-
-    Examples
-    --------
-    >>> parse_choice("centered=true,scoring=margin,k=4")
-    {'centered': 'true', 'scoring': '"margin"', 'k': '4'}
-    """
-    if spec is None:
-        return {}
-    items: list[tuple[str, Any]]
-    if isinstance(spec, Mapping):
-        items = list(spec.items())
-    else:
-        items = []
-        for part in str(spec).split(","):
-            if not part.strip():
-                continue
-            if "=" not in part:
-                raise ConfigError(f"--protocol {part!r}: expected key=value (e.g. centered=true)")
-            k, v = part.split("=", 1)
-            items.append((k.strip(), v.strip()))
-    out = {}
-    for k, v in items:
-        if isinstance(v, str):
-            with contextlib.suppress(ValueError):
-                v = json.loads(v)
-        out[str(k)] = json.dumps(v, sort_keys=True)
-    return out
 
 
 def filter_languages(df: pd.DataFrame, langs: Sequence[str] | None) -> pd.DataFrame:
@@ -294,21 +129,9 @@ class Selection:
                          keep(self.excluded), self.applied, self.per_row)  # fmt: skip
 
 
-def _parsed(protocols: pd.Series) -> list[dict[str, str]]:
-    cache: dict[str, dict[str, str]] = {}
-    out = []
-    for p in protocols.astype(str):
-        if p not in cache:
-            try:
-                d = json.loads(p) if p else {}
-            except ValueError:
-                d = {}
-            cache[p] = {k: json.dumps(v, sort_keys=True) for k, v in (d or {}).items()}
-        out.append(cache[p])
-    return out
-
-
-def select_rows(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> Selection:
+def select_rows(
+    df: pd.DataFrame, metric: str, choices: Mapping[str, str] | None = None
+) -> Selection:
     """The rows of ``metric`` under one protocol, with an account of what is left out.
 
     Protocol keys are of three kinds. A *choice* (:data:`CHOICE_KEYS`, and any other key that
@@ -334,7 +157,7 @@ def select_rows(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> Se
     (['cmn', 'swh'], {'centered=true': 2}, ['n_distractors'])
     """
     d = df[df["metric"] == metric].reset_index(drop=True)
-    protos = _parsed(d["protocol"]) if len(d) else []
+    protos = parsed_protocols(d["protocol"]) if len(d) else []
     keys = sorted({k for p in protos for k in p})
     table = pd.DataFrame(
         {k: [p.get(k, "null") for p in protos] for k in keys}, index=d.index, dtype=object
@@ -367,20 +190,22 @@ def select_rows(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> Se
             if not (within["_v"].nunique() > 1).any():
                 per_row.append(key)
                 continue
-        want = choices.get(key)
+        want = (choices or {}).get(key)
         pick = str(want) if want in vals else str(vals[0])
         rest = col[col != pick]
-        reasons = rest.map(lambda v, key=key: f"{key}={_plain(json.loads(v))}")
+        reasons = rest.map(lambda v, key=key: f"{key}={protocol_value_text(json.loads(v))}")
         dropped.append(d.loc[rest.index].assign(reason=reasons.to_numpy()))
         table = table[col == pick]
-        applied[key] = _plain(json.loads(pick))
+        applied[key] = protocol_value_text(json.loads(pick))
     chosen = d.loc[table.index]
     finite = np.isfinite(pd.to_numeric(chosen["value"], errors="coerce").to_numpy(dtype=float))
     excluded = pd.concat(dropped) if dropped else d.iloc[:0].assign(reason=pd.Series(dtype=object))
     return Selection(metric, chosen[finite], chosen[~finite], excluded, applied, sorted(per_row))
 
 
-def select_metric(df: pd.DataFrame, metric: str, choices: Mapping[str, str]) -> pd.DataFrame:
+def select_metric(
+    df: pd.DataFrame, metric: str, choices: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Rows of one metric under one protocol with a finite value (see :func:`select_rows`)."""
     return select_rows(df, metric, choices).rows
 
@@ -437,43 +262,96 @@ def layer_means(
     return m[cols]
 
 
-_KEY_ORDER = ("pooling", "centered", "scoring", "direction", "margin", "k", "dedup", "metric",
-              "similarity", "units")  # fmt: skip
+def _choice_keys(d: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Keys of ``table`` (parsed protocols of ``d``) that :func:`select_rows` treats as choices."""
+    cells = d[[c for c in _CELL if c in d.columns]].astype(str)
+    out = []
+    for key in table.columns:
+        if key in DIAGONAL_KEYS or key in PER_ROW_KEYS or table[key].nunique() <= 1:
+            continue
+        if key not in CHOICE_KEYS:
+            both = pd.concat([cells, table[key].rename("_v")], axis=1)
+            within = both.groupby(list(cells.columns), dropna=False)["_v"].nunique()
+            if not (within > 1).any():
+                continue
+        out.append(str(key))
+    return sorted(out, key=key_rank)
 
 
-def _plain(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, sort_keys=True, ensure_ascii=False)
+def _protocol_table(d: pd.DataFrame) -> pd.DataFrame:
+    protos = parsed_protocols(d["protocol"].fillna("{}")) if len(d) else []
+    keys = sorted({k for p in protos for k in p})
+    return pd.DataFrame(
+        {k: [p.get(k, "null") for p in protos] for k in keys}, index=d.index, dtype=object
+    )
 
 
-def protocol_text(d: pd.DataFrame) -> str:
-    """The protocol shared by every row of ``d`` as ``key=value`` pairs (null values left out;
-    keys whose value differs between rows, like per-row counts, are named as varying).
+def protocol_options(results: pd.DataFrame, metric: str) -> dict[str, list[str]]:
+    """For one metric, the protocol choices that take more than one value, with their values
+    (JSON text), in :data:`~xalign.results.PROTOCOL_KEY_ORDER`.
+
+    Per-row facts such as ``n_distractors`` are not choices and are never offered.
 
     Examples
     --------
-    >>> d = pd.DataFrame({"protocol": ['{"centered":false,"k":null,"n":3}',
-    ...                                '{"centered":false,"k":null,"n":4}']})
-    >>> protocol_text(d)
-    'centered=false; varying: n'
+    >>> d = pd.DataFrame({"store": "s", "checkpoint": "c", "metric": "bucc_f1", "layer": 0,
+    ...     "lang": ["cmn", "swh", "cmn", "swh"], "lang2": "eng", "value": [.9, .5, .8, .4],
+    ...     "protocol": ['{"centered":false,"n_distractors":500}',
+    ...                  '{"centered":false,"n_distractors":195}',
+    ...                  '{"centered":true,"n_distractors":500}',
+    ...                  '{"centered":true,"n_distractors":195}']})
+    >>> protocol_options(d, "bucc_f1")
+    {'centered': ['false', 'true']}
     """
-    protos = [json.loads(p) if p else {} for p in dict.fromkeys(d["protocol"].astype(str))]
-    rank = {k: i for i, k in enumerate(_KEY_ORDER)}
-    keys = sorted({k for p in protos for k in p}, key=lambda k: (rank.get(k, len(rank)), k))
-    fixed, varying = [], []
-    for k in keys:
-        vals = {json.dumps(p.get(k), sort_keys=True) for p in protos}
-        if len(vals) > 1:
-            varying.append(k)
-            continue
-        v = protos[0].get(k)
-        if v is None:
-            continue
-        fixed.append(f"{k}={_plain(v)}")
-    text = ", ".join(fixed)
-    if varying:
-        text += ("; " if text else "") + "varying: " + ", ".join(varying)
-    return text
+    d = results[results["metric"] == metric].reset_index(drop=True)
+    table = _protocol_table(d)
+    return {k: sorted(table[k].unique().tolist()) for k in _choice_keys(d, table)}
+
+
+def filter_protocol(
+    results: pd.DataFrame, metric: str, choices: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Rows of ``metric`` under one protocol, in table order (those with a NaN value too).
+
+    The rows of :func:`select_rows` (choices fixed to ``choices`` where the rows have the
+    value, else to the first value; per-row facts never filter), for a view that plots them.
+    ``.attrs["protocol"]`` holds the choice applied per key of :func:`protocol_options`, as
+    JSON text.
+    """
+    d = results[results["metric"] == metric].reset_index(drop=True)
+    s = select_rows(d, metric, choices)
+    out = d.loc[s.rows.index.union(s.nonfinite.index)].copy()
+    table = _protocol_table(out)
+    applied = {}
+    for key in _choice_keys(d, _protocol_table(d)):
+        vals = table[key].unique().tolist() if key in table else ["null"]
+        if len(vals) == 1:
+            applied[key] = str(vals[0])
+    out.attrs["protocol"] = applied
+    return out
+
+
+def aggregate_by_language(d: pd.DataFrame) -> pd.DataFrame:
+    """One value per (checkpoint, layer, language) from rows of one metric and protocol.
+
+    Per-language rows are used as they are; for pairwise rows (``lang2`` set) a language's
+    value is the mean over every pair it takes part in (as query or as target). Columns:
+    ``checkpoint, layer, lang, value, ci_low, ci_high``.
+    """
+    cols = ["checkpoint", "layer", "lang", "value", "ci_low", "ci_high"]
+    d = d[d["lang"].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    if d["lang2"].notna().any():
+        a = d[["checkpoint", "layer", "lang", "value"]]
+        b = d[d["lang2"].notna()][["checkpoint", "layer", "lang2", "value"]].rename(
+            columns={"lang2": "lang"}
+        )
+        both = pd.concat([a, b], ignore_index=True)
+        out = both.groupby(["checkpoint", "layer", "lang"], sort=False)["value"].mean()
+        out = out.reset_index()
+        out["ci_low"] = np.nan
+        out["ci_high"] = np.nan
+        return out[cols]
+    out = d.groupby(["checkpoint", "layer", "lang"], sort=False)[["value", "ci_low", "ci_high"]]
+    return out.mean().reset_index()[cols]

@@ -1,4 +1,4 @@
-"""Figure builders: the data in each figure, checked against hand computations."""
+"""Figure builders (xalign.figures): the data in each figure, checked against hand computations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboards import figures as F
+from xalign import figures as F
+from xalign import results as R
 
 
 def points_frame():
@@ -56,16 +57,19 @@ def test_language_colour_is_one_fixed_mapping():
     assert F.language_color("cmn") == F.language_color("cmn_Hans")
     assert F.language_color("zul") in F.PALETTE
     # stable across processes (no salted hash)
-    code = "from dashboards.figures import language_color as c; print(c('zul'), c('yor'))"
+    code = "from xalign.figures import language_color as c; print(c('zul'), c('yor'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [F.language_color("zul"), F.language_color("yor")]
     assert F.language_color(None) == F.language_color(float("nan")) == "#BBBBBB"
 
 
-def test_figures_module_does_not_import_dash():
-    code = "import sys, dashboards, dashboards.figures; print('dash' in sys.modules)"
+def test_figures_room_imports_no_dash_and_xalign_no_plotly():
+    code = (
+        "import sys, xalign, xalign.results, xalign.report; a = 'plotly' in sys.modules; "
+        "import xalign.figures; print(a, 'dash' in sys.modules, 'dashboards' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_fig_clusters_traces_colours_symbols_and_hover():
@@ -209,27 +213,27 @@ def results_frame():
                 "protocol": "{}",
             }
         )
-    return F.parse_protocols(pd.DataFrame(recs))
+    return R.parse_protocols(pd.DataFrame(recs))
 
 
 def test_protocol_filter_falls_back_to_combinations_that_exist():
     df = results_frame()
-    opts = F.protocol_options(df, "retrieval_acc")
+    opts = R.protocol_options(df, "retrieval_acc")
     assert list(opts) == ["scoring", "k"]  # scoring first, then the rest
     assert opts["scoring"] == ['"cosine"', '"margin"'] and opts["k"] == ["4", "null"]
-    d = F.filter_protocol(df, "retrieval_acc", {"scoring": '"cosine"', "k": "4"})
+    d = R.filter_protocol(df, "retrieval_acc", {"scoring": '"cosine"', "k": "4"})
     # cosine rows have k=null: the impossible k=4 falls back instead of emptying the table
     assert len(d) == 16 and set(d["p:scoring"]) == {'"cosine"'}
     assert d.attrs["protocol"] == {"scoring": '"cosine"', "k": "null"}
-    assert F.describe_protocol(d.attrs["protocol"]) == "scoring=cosine, k=null"
-    m = F.filter_protocol(df, "retrieval_acc", {"scoring": '"margin"'})
+    assert R.describe_protocol(d.attrs["protocol"]) == "scoring=cosine, k=null"
+    m = R.filter_protocol(df, "retrieval_acc", {"scoring": '"margin"'})
     assert set(m["p:k"]) == {"4"} and np.allclose(sorted(m["value"])[:1], [0.25])
-    assert F.protocol_options(df, "cka") == {}
+    assert R.protocol_options(df, "cka") == {}
 
 
 def test_metric_by_layer_one_line_per_language():
     df = results_frame()
-    d = F.filter_protocol(df, "retrieval_acc")
+    d = R.filter_protocol(df, "retrieval_acc")
     fig = F.fig_metric_by_layer(d, metric="retrieval_acc")
     lines = {t.name: t for t in fig.data}
     assert set(lines) == {f"{x} · {c}" for x in ("deu", "eng", "fra") for c in ("before", "after")}
@@ -244,14 +248,14 @@ def test_metric_by_layer_one_line_per_language():
 
 def test_metric_by_layer_mean_with_ci():
     df = results_frame()
-    sil = F.filter_protocol(df, "language_silhouette")
+    sil = R.filter_protocol(df, "language_silhouette")
     fig = F.fig_metric_by_layer(sil, metric="language_silhouette", mode="mean")
     band, line = fig.data[0], fig.data[1]
     # the table's own overall row (lang empty) and its bootstrap CI
     assert line.name == "before" and list(line.y) == pytest.approx([0.15, 1.15])
     assert list(band.y) == pytest.approx([0.16, 1.16, 1.14, 0.14])
     # no overall row: mean over pairs with a normal 95 % interval across them
-    ret = F.filter_protocol(df, "retrieval_acc")
+    ret = R.filter_protocol(df, "retrieval_acc")
     fig = F.fig_metric_by_layer(
         ret[ret["checkpoint"] == "before"], metric="retrieval_acc", mode="mean"
     )
@@ -265,7 +269,7 @@ def test_metric_by_layer_mean_with_ci():
 
 def test_language_heatmap_directional_and_symmetric():
     df = results_frame()
-    d = F.filter_protocol(df, "retrieval_acc")
+    d = R.filter_protocol(df, "retrieval_acc")
     fig = F.fig_language_heatmap(d[d["checkpoint"] == "before"], metric="retrieval_acc", layer=1)
     z = np.array(fig.data[0].z, dtype=float)
     labels = list(fig.data[0].y)
@@ -273,7 +277,7 @@ def test_language_heatmap_directional_and_symmetric():
     at = lambda a, b: z[labels.index(a), labels.index(b)]  # noqa: E731
     assert at("deu", "eng") == 0.3 and at("eng", "deu") == 0.5  # kept directional
     assert at("fra", "eng") == 0.7 and np.isnan(at("deu", "fra"))
-    cka = F.filter_protocol(df, "cka")
+    cka = R.filter_protocol(df, "cka")
     fig = F.fig_language_heatmap(cka[cka["checkpoint"] == "after"], metric="cka", layer=1)
     z = np.array(fig.data[0].z, dtype=float)
     assert z[0, 1] == z[1, 0] == pytest.approx(0.8)  # mirrored
@@ -284,7 +288,7 @@ def test_language_heatmap_directional_and_symmetric():
 
 def test_difference_view_is_after_minus_before():
     df = results_frame()
-    d = F.filter_protocol(df, "retrieval_acc")
+    d = R.filter_protocol(df, "retrieval_acc")
     fig = F.fig_difference(d, metric="retrieval_acc", before="before", after="after")
     hm = fig.data[0]
     assert list(hm.y) == ["mean", "deu", "eng", "fra"] and list(hm.x) == [0, 1]
@@ -344,3 +348,16 @@ def test_graph_config_download_buttons():
     assert c["displaylogo"] is False
     with pytest.raises(ValueError):
         F.graph_config(fmt="jpeg")
+
+
+def test_metric_figures_say_the_direction_only_when_asked():
+    df = results_frame()
+    d = R.filter_protocol(df, "retrieval_acc")
+    plain = F.fig_metric_by_layer(d, metric="retrieval_acc")
+    assert plain.layout.yaxis.title.text == "retrieval_acc"  # the report's figures unchanged
+    marked = F.fig_metric_by_layer(d, metric="retrieval_acc", direction="higher")
+    assert marked.layout.yaxis.title.text == "retrieval_acc<br>(higher = better aligned)"
+    heat = F.fig_language_heatmap(d, metric="sil", layer=1, direction="lower")
+    assert heat.data[0].colorbar.title.text == "sil<br>(lower = better aligned)"
+    diff = F.fig_difference(d, metric="m", before="before", after="after", direction="higher")
+    assert diff.data[0].colorbar.title.text == "Δ m<br>(higher = better aligned)"

@@ -1,9 +1,11 @@
-"""What each metric of the results table means in a report: its name, direction and description.
+"""The metric catalogue: for every metric of the results table its group, direction, range,
+unit, one-line meaning and citation.
 
 The direction says which value is *better for cross-lingual alignment*: retrieval accuracy
 is higher-better, the language gap, the language silhouette and the language-ID probe are
 lower-better (languages less separable), and descriptive quantities (isotropy, entropy, the
 distance between two checkpoints' attentions) have no direction and are never marked.
+Formulas and sources: ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "Direction",
     "MetricInfo",
     "better",
+    "direction_text",
     "metric_direction",
     "metric_info",
     "metric_range",
@@ -28,15 +31,41 @@ Direction = Literal["higher", "lower"] | None
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """How the report names and reads one metric of the results table."""
+    """What one metric of the results table is and how to read it.
+
+    Attributes
+    ----------
+    name : str
+        The ``metric`` value in the results table.
+    label : str
+        A short name for tables and axes.
+    direction : {"higher", "lower", None}
+        Which value is better aligned (None: a descriptive quantity).
+    meaning : str
+        One line saying what the number is.
+    range : (low, high)
+        The values the metric can take (None: unbounded). Figures clip intervals to it and
+        say so; a value outside it is reported as suspect.
+    group : str
+        The ``--metrics`` group of ``python -m xalign.metrics`` that computes it.
+    unit : str
+    citation : str
+        Where the metric comes from (full references in ``docs/metrics.md``).
+    """
 
     name: str
     label: str
     direction: Direction
-    description: str
-    #: The values the metric can take, ``(low, high)`` (None: unbounded). Figures clip
-    #: intervals to it and say so; a value outside it is reported as suspect.
+    meaning: str
     range: tuple[float | None, float | None] = (None, None)
+    group: str = ""
+    unit: str = ""
+    citation: str = ""
+
+    @property
+    def description(self) -> str:
+        """The one-line meaning (the name the report has always used)."""
+        return self.meaning
 
 
 _ROWS: tuple[tuple[str, str, Direction, str], ...] = (
@@ -128,9 +157,71 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "attention_mse": _POS, "attention_js": _POS,
 }  # fmt: skip
 
-#: Every metric the report knows, by name.
-METRICS: dict[str, MetricInfo] = {r[0]: MetricInfo(*r, range=_RANGES.get(r[0], (None, None)))
-                                  for r in _ROWS}  # fmt: skip
+_RETR = "Artetxe & Schwenk 2019 (TACL); Hu et al. 2020, XTREME (ICML)"
+_BUCC = "Zweigenbaum, Sharoff & Rapp 2017, 2018 (BUCC shared task)"
+_GAP = "Libovický, Rosa & Fraser 2020; Liang et al. 2022, Mind the Gap (NeurIPS)"
+_SIL = "Rousseeuw 1987 (J. Comput. Appl. Math.)"
+_CONTRAST = "xalign-defined; random-pair baseline after Ethayarajh 2019 (EMNLP)"
+_LID = "Libovický, Rosa & Fraser 2020; control tasks: Hewitt & Liang 2019 (EMNLP)"
+_CKA = "Kornblith, Norouzi, Lee & Hinton 2019 (ICML)"
+_SIMALIGN = "Jalili Sabet et al. 2020, SimAlign (Findings of EMNLP); Och & Ney 2003"
+_ATTN = "Garg, Peitz, Nallasamy & Paulik 2019 (EMNLP); Och & Ney 2003"
+_AGREE = "xalign-defined (attention along the word alignment)"
+
+#: ``name: (group, unit, citation)`` of every metric of :data:`_ROWS`.
+_FACTS: dict[str, tuple[str, str, str]] = {
+    "retrieval_acc_mean": ("retrieval", "fraction of queries", _RETR),
+    "retrieval_acc": ("retrieval", "fraction of queries", _RETR),
+    "bucc_f1": ("bucc", "fraction", _BUCC),
+    "bucc_precision": ("bucc", "fraction of mined pairs", _BUCC),
+    "bucc_recall": ("bucc", "fraction of gold pairs", _BUCC),
+    "centroid_distance_scaled": ("clusters", "multiples of the within-language spread", _GAP),
+    "centroid_distance": ("clusters", "the vectors' own units (Euclidean)", _GAP),
+    "centroid_cosine": ("clusters", "cosine", _GAP),
+    "language_silhouette": ("clusters", "silhouette", _SIL),
+    "davies_bouldin": ("clusters", "ratio of spreads to centroid distances",
+                       "Davies & Bouldin 1979 (IEEE TPAMI)"),
+    "translation_cosine": ("clusters", "cosine", _CONTRAST),
+    "random_cosine": ("clusters", "cosine", _CONTRAST),
+    "translation_contrast": ("clusters", "difference of mean cosines", _CONTRAST),
+    "translation_silhouette": ("clusters", "silhouette", _SIL),
+    "lid_accuracy": ("probe", "fraction of rows", _LID),
+    "lid_control_accuracy": ("probe", "fraction of rows", _LID),
+    "lid_selectivity": ("probe", "difference of accuracies", _LID),
+    "cka": ("cka", "similarity index", _CKA),
+    "cka_debiased": ("cka", "similarity index",
+                     _CKA + "; unbiased HSIC: Song et al. 2012 (JMLR)"),
+    "cka_between_stores": ("stores", "similarity index", _CKA),
+    "mean_random_cosine": ("isotropy", "cosine", "Ethayarajh 2019 (EMNLP)"),
+    "partition_isotropy": ("isotropy", "ratio", "Mu & Viswanath 2018 (ICLR)"),
+    "word_align_f1": ("word_align", "fraction", _SIMALIGN),
+    "word_align_aer": ("word_align", "fraction", _SIMALIGN),
+    "word_align_precision": ("word_align", "fraction", _SIMALIGN),
+    "word_align_recall": ("word_align", "fraction", _SIMALIGN),
+    "attn_align_f1": ("word_align", "fraction", _ATTN),
+    "attn_align_aer": ("word_align", "fraction", _ATTN),
+    "attn_align_precision": ("word_align", "fraction", _ATTN),
+    "attn_align_recall": ("word_align", "fraction", _ATTN),
+    "attention_pattern_corr": ("attention", "Pearson correlation", _AGREE),
+    "attention_pattern_cos": ("attention", "cosine", _AGREE),
+    "attention_entropy": ("attention", "nats",
+                          "Clark, Khandelwal, Levy & Manning 2019 (BlackboxNLP)"),
+    "attention_mse": ("attention", "squared probability",
+                      "xalign-defined; the quantity Attention-Pull minimises (docs/push-pull.md)"),
+    "attention_js": ("attention", "nats", "Lin 1991 (IEEE Trans. Inf. Theory)"),
+}  # fmt: skip
+
+#: Every metric the catalogue knows, by name (every metric ``python -m xalign.metrics`` writes).
+METRICS: dict[str, MetricInfo] = {
+    r[0]: MetricInfo(
+        *r,
+        range=_RANGES.get(r[0], (None, None)),
+        group=_FACTS[r[0]][0],
+        unit=_FACTS[r[0]][1],
+        citation=_FACTS[r[0]][2],
+    )
+    for r in _ROWS
+}
 
 #: The headline metrics a report shows by default (those present in the results table).
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -148,7 +239,7 @@ DEFAULT_METRICS: tuple[str, ...] = (
 
 
 def metric_info(name: str) -> MetricInfo:
-    """The report's description of a metric (a neutral one for a metric it does not know).
+    """The catalogue's entry for a metric (a neutral one for a metric it does not know).
 
     Examples
     --------
@@ -209,3 +300,15 @@ def better(a: float, b: float, direction: Direction) -> int:
     if direction == "higher":
         return 0 if a > b else 1
     return 0 if a < b else 1
+
+
+def direction_text(name: str) -> str:
+    """``"higher = better aligned"``, ``"lower = better aligned"`` or ``""`` (no direction).
+
+    Examples
+    --------
+    >>> direction_text("lid_accuracy"), direction_text("attention_entropy")
+    ('lower = better aligned', '')
+    """
+    direction = metric_direction(name)
+    return "" if direction is None else f"{direction} = better aligned"
