@@ -256,7 +256,8 @@ def test_metrics_view(driver, server):
     line = wait_for(
         driver, "var e = document.querySelector('.protocol-line');return e && e.textContent;"
     )
-    assert line.startswith("protocol: scoring=cosine, centered=false")
+    # keys in the results room's canonical order (PROTOCOL_KEY_ORDER)
+    assert line.startswith("protocol: centered=false, scoring=cosine")
     shot(driver, "metrics")
     assert console_errors(driver) == []
 

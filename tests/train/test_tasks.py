@@ -105,7 +105,7 @@ def test_missing_label_names_file_and_line(tiny_sib, tiny_tsv):
         load_task(conf(task="tsv", data=str(tiny_tsv)))
 
 
-def test_absent_test_languages(tiny_sib, tiny_tsv):
+def test_absent_test_languages(tiny_sib, tiny_tsv, tmp_path):
     with pytest.raises(
         DataError,
         match=r"test languages: .*\['spa_Latn'\] not found; available: deu_Latn, eng_Latn, fra_Latn",
@@ -124,7 +124,7 @@ def test_absent_test_languages(tiny_sib, tiny_tsv):
                 data=str(tiny_sib),
                 test_langs=["eng_Latn"],
                 method="finetune",
-                out=str(tiny_sib / "o"),
+                out=str(tmp_path / "o"),  # beside the data: an output inside it is refused
                 progress=False,
             ),
             encoder=None,

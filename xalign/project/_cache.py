@@ -254,7 +254,7 @@ def load_projection(
 
     Without ``fit_id`` the newest fit for (method, pooling) that covers ``layer`` is used.
     With ``with_rows=True`` (needs a :class:`~xalign.store.Store`) the store's ``lang, text,
-    group, label`` columns are joined on ``row``: the frame ``dashboards.figures.fig_clusters``
+    group, label`` columns are joined on ``row``: the frame ``xalign.figures.fig_clusters``
     draws.
 
     Raises
