@@ -142,7 +142,9 @@ def test_load_corpus_csv_and_jsonl(tmp_path: Path) -> None:
 
 
 def test_load_corpus_bad_options(parallel_tsv: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"limit_per_lang \(--limit-per-lang\) must be an integer >= 1, got 0"):
+    with pytest.raises(
+        DataError, match=r"limit_per_lang \(--limit-per-lang\) must be an integer >= 1, got 0"
+    ):
         load_corpus(f"tsv:{parallel_tsv}", limit_per_lang=0)
     with pytest.raises(DataError, match="columns= applies to tsv, csv, jsonl and hf data"):
         load_corpus(f"tatoeba:{tmp_path}", columns={"text": "x"})

@@ -276,9 +276,9 @@ def test_errors_name_language_and_rows():
     X[[1, 3]] = np.nan
     with pytest.raises(DataError, match=r"2 row\(s\): 1, 3"):
         cluster_metrics(X, ["en", "en", "de", "de", "de"])
-    with pytest.raises(ConfigError, match="metric=? ?'l2'"):
+    with pytest.raises(ConfigError, match=r"metric=? ?'l2'"):
         language_silhouette(X, ["en", "en", "de", "de", "de"], metric="l2")
-    with pytest.raises(ConfigError, match="centered=? ?'yes'"):
+    with pytest.raises(ConfigError, match=r"centered=? ?'yes'"):
         cluster_metrics(X, ["en", "en", "de", "de", "de"], centered="yes")
 
 

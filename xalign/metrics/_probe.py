@@ -218,7 +218,7 @@ class _Preconditioned:
     def __init__(self, Z: NDArray[np.floating], *, C: float, damping: float = _DAMPING) -> None:
         # float32 rows (store data) are used as float32, as scikit-learn does; others as float64
         dtype = np.float32 if np.asarray(Z).dtype == np.float32 else np.float64
-        self.Z = np.ascontiguousarray(Z, dtype=dtype)
+        self.Z: NDArray[np.floating] = np.ascontiguousarray(Z, dtype=dtype)
         self.n, self.d = self.Z.shape
         self.lam = 1.0 / (C * self.n)
         self.damping = max(float(damping), self.lam)
@@ -396,6 +396,7 @@ def _cv_correct(
                 W, b, _ = _fit_softmax(
                     pre, codes, labels.size, max_iter=int(probe.max_iter), tol=float(probe.tol)
                 )
+                assert Zte is not None  # set with pre, on the first iteration
                 pred = labels[np.argmax(_logits(Zte, W, b), axis=1)]
             correct[test] = pred == y[test]
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -99,11 +99,11 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> list[NDArray[np.integer
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_ELEMENTS // n)
     dtype = np.int32 if n < 2**31 else np.int64
-    blocks = []
+    blocks: list[NDArray[np.integer]] = []
     for start in range(0, n_boot, block):
         idx = rng.integers(0, n, size=(min(n_boot, start + block) - start, n)).astype(dtype)
         idx.setflags(write=False)
-        blocks.append(idx)
+        blocks.append(cast("NDArray[np.integer]", idx))
     if n * n_boot <= _CACHE_ELEMENTS:
         with _lock:
             _cache[key] = blocks
