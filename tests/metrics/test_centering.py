@@ -135,6 +135,6 @@ def test_label_checks():
     assert check_groups(["x", np.nan, None], 3).tolist() == ["x", None, None]
     with pytest.raises(DataError, match="language 'b' has 1 row"):
         check_min_per_label(np.array(["a", "a", "b"]), 2)
-    with pytest.raises(ConfigError, match="'cosine', 'euclidean'"):
+    with pytest.raises(ConfigError, match="allowed values are cosine, euclidean"):
         check_choice("manhattan", ("cosine", "euclidean"), name="metric")
     assert issubclass(ConfigError, XAlignError)
