@@ -10,7 +10,6 @@ their cost for large token sets.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -20,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._blas import one_blas_thread
 from xalign.metrics._centering import LanguageCenterer, center_by_language
 from xalign.metrics._checks import (
     check_choice,
@@ -47,20 +47,6 @@ _DISTANCES = ("cosine", "euclidean")
 # A centroid whose norm (or a centroid distance) is below this fraction of the data's own
 # scale is treated as exactly zero: after centring it is rounding noise, not a direction.
 _ZERO_REL = 1e-6
-
-
-def _one_blas_thread(fn: Any) -> Any:
-    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
-    other make them many times slower when other processes compete for the cores."""
-
-    @functools.wraps(fn)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return inner
 
 
 def _unit_rows(A: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -689,7 +675,7 @@ def davies_bouldin(X: ArrayLike, labels: ArrayLike) -> float:
     return float(davies_bouldin_score(arr, labs.astype(str)))
 
 
-@_one_blas_thread
+@one_blas_thread
 def cluster_metrics(
     X: ArrayLike,
     langs: ArrayLike,

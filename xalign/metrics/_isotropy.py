@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._blas import one_blas_thread
 from xalign.metrics._centering import center_by_language
 from xalign.metrics._checks import (
     check_choice,
@@ -21,20 +21,6 @@ from xalign.metrics._checks import (
 from xalign.metrics._tidy import tidy_frame
 
 __all__ = ["isotropy_metrics", "mean_random_cosine", "partition_isotropy"]
-
-
-def _one_blas_thread(fn: Any) -> Any:
-    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
-    other make them many times slower when other processes compete for the cores."""
-
-    @functools.wraps(fn)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return inner
 
 
 def _unit(arr: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -154,7 +140,7 @@ def partition_isotropy(X: ArrayLike) -> float:
     return float(np.exp(logz.min() - logz.max()))
 
 
-@_one_blas_thread
+@one_blas_thread
 def isotropy_metrics(
     X: ArrayLike,
     langs: ArrayLike,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,25 +12,12 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._blas import one_blas_thread
 from xalign.metrics._checks import check_finite, check_groups, check_labels, unique_in_order
 from xalign.metrics._clusters import _group_index, _parallel_rows, _resolve_pairs
 from xalign.metrics._tidy import tidy_frame
 
 __all__ = ["cka_between_languages", "cka_matrix", "linear_cka"]
-
-
-def _one_blas_thread(fn: Any) -> Any:
-    """Run ``fn`` with one BLAS thread: its products are small, and threads that wait on each
-    other make them many times slower when other processes compete for the cores."""
-
-    @functools.wraps(fn)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return inner
 
 
 @dataclass(frozen=True)
@@ -247,7 +233,7 @@ def cka_matrix(
     return out
 
 
-@_one_blas_thread
+@one_blas_thread
 def cka_between_languages(
     X: ArrayLike,
     langs: ArrayLike,
