@@ -189,9 +189,8 @@ def test_clusters_view_and_layer_slider(driver, server, dash_root):
 def test_click_highlights_translations(driver, server, dash_root):
     from xalign.store import Store
 
-    if not driver.execute_script(READY, "clusters-a"):
-        driver.get(server.url)
-        wait_for(driver, READY, "clusters-a")
+    driver.get(server.url)  # a fresh page: no test relies on another's state (any order)
+    wait_for(driver, READY, "clusters-a")
     # screen position of one sentence, from plotly's own axis mapping
     pos = driver.execute_script(
         GD
@@ -263,6 +262,8 @@ def test_metrics_view(driver, server):
 
 
 def test_retrieval_view(driver, server):
+    driver.get(server.url)  # a fresh page, whatever ran before
+    wait_for(driver, READY, "clusters-a")
     open_tab(driver, "Retrieval")
     n = wait_for(driver, "return document.querySelectorAll('table.neighbours tbody tr').length;")
     assert n == 2 * 4 * 5  # stores A and B, 4 other languages, k = 5
@@ -284,6 +285,8 @@ def test_retrieval_view(driver, server):
 def test_attention_view(driver, server, dash_root):
     from xalign.store import Store
 
+    driver.get(server.url)  # a fresh page, whatever ran before
+    wait_for(driver, READY, "clusters-a")
     open_tab(driver, "Attention")
     for gid in ("attn-a-attn_a", "attn-a-attn_b", "attn-a-alignment", "attn-b-alignment"):
         wait_for(driver, READY, gid)
