@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level modules of ``xalign`` that every room may use (no room of their own).
-HELPERS = frozenset({"__init__", "errors", "_io", "_validate", "_cli"})
+HELPERS = frozenset({"__init__", "errors", "_io", "_validate", "_cli", "_lazy"})
 
 ROOMS = ("data", "models", "extract", "store", "metrics", "project", "train", "results",
          "figures", "report", "dashboards")  # fmt: skip
