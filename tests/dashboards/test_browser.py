@@ -119,6 +119,59 @@ return {name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || []),
 )
 
 
+INFO = "var e = document.querySelector('#selection-info b');return e && e.textContent;"
+#: screen position of a trace's first point that nothing covers: the element there must be
+#: plotly's drag layer over the plot area, which turns clicks into clickData (a point under
+#: the legend or the mode bar would never be clicked)
+POINT = (
+    GD
+    + """var t = gd._fullData[arguments[1]], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+var r = gd.getBoundingClientRect();
+for (var i = 0; i < t.x.length; i++) {
+  var x = r.left + xa._offset + xa.l2p(t.x[i]), y = r.top + ya._offset + ya.l2p(t.y[i]);
+  var e = document.elementFromPoint(x, y);
+  if (e && gd.contains(e) && e.classList.contains('nsewdrag')) return [x, y, true];
+}
+return [0, 0, false];"""
+)
+
+
+def click_point(driver, gid: str, trace: int, tries: int = 4) -> str:
+    """Click one of a trace's points as a user would; return the selection line it produces.
+
+    The position is read until two reads 0.3 s apart agree (plotly may still be laying
+    the graph out after the first render), and the click is repeated, up to ``tries``
+    times, if no selection shows within 8 s: on a loaded machine a click can land while
+    the graph repaints, and a user would simply click again. What is asserted afterwards
+    is the selection itself, so a retry cannot hide a wrong highlight.
+    """
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    for _ in range(tries):
+        pos, end = None, time.monotonic() + 10
+        while time.monotonic() < end:
+            now = driver.execute_script(POINT, gid, trace)
+            if now[2] and pos is not None and max(abs(now[0] - pos[0]), abs(now[1] - pos[1])) < 1:
+                break
+            pos = now
+            time.sleep(0.3)
+        if not now[2]:
+            continue
+        ab = ActionBuilder(driver)  # viewport coordinates, like getBoundingClientRect
+        ab.pointer_action.move_to_location(int(pos[0]), int(pos[1]))
+        ab.pointer_action.pause(0.3)
+        ab.pointer_action.click()
+        ab.perform()
+        end = time.monotonic() + 8
+        while time.monotonic() < end:
+            info = driver.execute_script(INFO)
+            if info:
+                return info
+            time.sleep(0.2)
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-click-timeout.png"))
+    raise AssertionError(f"{tries} clicks on {gid} trace {trace} selected nothing")
+
+
 def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -191,24 +244,7 @@ def test_click_highlights_translations(driver, server, dash_root):
 
     driver.get(server.url)  # a fresh page: no test relies on another's state (any order)
     wait_for(driver, READY, "clusters-a")
-    # screen position of one sentence, from plotly's own axis mapping
-    pos = driver.execute_script(
-        GD
-        + """var t = gd._fullData[2], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        var r = gd.getBoundingClientRect();
-        return [r.left + xa._offset + xa.l2p(t.x[0]), r.top + ya._offset + ya.l2p(t.y[0])];""",
-        "clusters-a",
-    )
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-
-    ab = ActionBuilder(driver)  # viewport coordinates, like getBoundingClientRect
-    ab.pointer_action.move_to_location(int(pos[0]), int(pos[1]))
-    ab.pointer_action.pause(0.3)
-    ab.pointer_action.click()
-    ab.perform()
-    info = wait_for(
-        driver, "var e = document.querySelector('#selection-info b');return e && e.textContent;"
-    )
+    info = click_point(driver, "clusters-a", 2)
     row = int(info.split("row ")[1].rstrip(": "))
     rows = Store.open(dash_root / "before").rows
     group = rows.index[rows["group"] == rows["group"].iloc[row]].tolist()
