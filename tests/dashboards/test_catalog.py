@@ -126,6 +126,37 @@ def test_results_paths_are_checked_too(roots):
     assert {"p:scoring", "p:centered"} <= set(df.columns)
 
 
+def test_damaged_results_tables_are_refused_like_the_report_refuses_them(roots):
+    """The dashboard checks a results table with the results room's own validator: a value
+    of the wrong kind is named, never cast (layer 1.5 would otherwise plot as layer 1)."""
+    import pandas as pd
+
+    root, _ = roots
+    good = pd.read_parquet(root / "results.parquet")
+    cases = {
+        "half-layer.parquet": good.assign(layer=good["layer"].astype(float) + 0.5),
+        "text-value.parquet": good.assign(
+            value=good["value"].astype(str).where(good.index != 2, "n/a")
+        ),
+        "bad-protocol.parquet": good.assign(protocol="{not json"),
+    }
+    for name, df in cases.items():
+        df.to_parquet(root / name)
+    # written without uncertainty columns: still a results table, shown without intervals
+    good.drop(columns=["n", "ci_low", "ci_high"]).to_parquet(root / "no-ci.parquet")
+    cat = Catalog(root)
+    for name, msg in (
+        ("half-layer.parquet", "column 'layer'"),
+        ("text-value.parquet", "column 'value' holds 'n/a'"),
+        ("bad-protocol.parquet", "protocol"),
+    ):
+        with pytest.raises(StoreError, match=msg) as err:
+            cat.results(name)
+        assert name in str(err.value)
+    df = cat.results("no-ci.parquet")
+    assert len(df) == len(good) and df["ci_low"].isna().all()
+
+
 def test_root_must_exist(tmp_path):
     with pytest.raises(StoreError, match="no such folder"):
         Catalog(tmp_path / "nope")
