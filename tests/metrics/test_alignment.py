@@ -273,3 +273,20 @@ def test_real_gold_files_match_readme_counts(shared_data, pair):
         # predicting every possible link: precision 1, recall 1, AER 0 (P counts as correct)
         everything = alignment_scores([p for _, p in gold], gold)
         assert everything["aer"] == 0.0 and everything["n_predicted"] == 17438
+
+
+def test_itermax_depends_on_the_scale_even_with_positive_cosines():
+    """Any offset changes IterMax (its weights multiply S); ArgMax only compares values.
+
+    Randomised check of what the ``word_similarity`` docstring states: on positive cosines
+    alone, IterMax on cos and on (cos+1)/2 (SimAlign's scale) disagree on some matrices,
+    ArgMax never does, and a pure positive rescaling (no offset) never changes IterMax.
+    """
+    rng = np.random.default_rng(0)
+    differ = 0
+    for _ in range(300):
+        cos = rng.uniform(0.05, 0.95, size=(4, 5))
+        assert argmax_align(cos) == argmax_align((cos + 1) / 2)
+        assert itermax_align(cos) == itermax_align(3.0 * cos)
+        differ += itermax_align(cos) != itermax_align((cos + 1) / 2)
+    assert differ > 0

@@ -125,10 +125,16 @@ def word_similarity(
     """Cosine similarity matrix between the words of a sentence pair.
 
     :math:`S_{ij}=\\cos(e_i,f_j)\\in[-1,1]`, or with ``scale="simalign"``
-    :math:`S_{ij}=(\\cos(e_i,f_j)+1)/2\\in[0,1]` as SimAlign's ``get_similarity``. Argmax
-    alignment is the same under both; IterMax's down-weighting (multiplying by 0.9) assumes
-    non-negative similarities, so use ``"simalign"`` before :func:`itermax_align` to
-    reproduce SimAlign.
+    :math:`S_{ij}=(\\cos(e_i,f_j)+1)/2\\in[0,1]` as SimAlign's ``get_similarity``.
+
+    ArgMax alignment (:func:`argmax_align`) is the same under both scales: it only compares
+    values, and any increasing rescaling keeps their order. **IterMax is not**: its later
+    rounds multiply :math:`S` by weights in :math:`\\{0, \\alpha, 1\\}`, and a weighted
+    value changes its rank under any rescaling with an offset (:math:`aS+b`, :math:`b\\ne0`),
+    not only where cosines are negative: :math:`0.9\\cdot0.82 > 0.71` but
+    :math:`0.9\\cdot(0.82+1)/2 < (0.71+1)/2`. Use ``scale="simalign"`` before
+    :func:`itermax_align` to reproduce SimAlign's links; ``"cosine"`` gives a different
+    (not SimAlign's) IterMax.
 
     Parameters
     ----------
@@ -150,6 +156,12 @@ def word_similarity(
     [[1.0, 0.0, -1.0]]
     >>> word_similarity([[1.0, 0.0]], [[0.0, 2.0]], scale="simalign").tolist()
     [[0.5]]
+
+    IterMax differs between the scales even when every cosine is positive:
+
+    >>> cos = np.array([[0.89, 0.78, 0.05], [0.82, 0.08, 0.71], [0.21, 0.83, 0.54]])
+    >>> sorted(itermax_align(cos)), sorted(itermax_align((cos + 1) / 2))
+    ([(0, 0), (1, 0), (2, 1)], [(0, 0), (1, 2), (2, 1)])
     """
     if scale not in ("cosine", "simalign"):
         raise ConfigError(f"scale={scale!r}: expected one of 'cosine', 'simalign'")
@@ -225,8 +237,9 @@ def itermax_align(similarity: ArrayLike, *, max_iter: int = 2, alpha: float = 0.
       aligned.
 
     Sentences with :math:`\\min(m,n)\\le2` get plain ArgMax. This is SimAlign's
-    ``iter_max`` (``alpha_ratio=0.9``, ``max_count=2``) step for step; it assumes
-    :math:`S\\ge0` (use ``word_similarity(..., scale="simalign")``).
+    ``iter_max`` (``alpha_ratio=0.9``, ``max_count=2``) step for step. The links depend on
+    the similarity's scale (any offset changes them, see :func:`word_similarity`): SimAlign's
+    are reproduced on ``word_similarity(..., scale="simalign")``, i.e. :math:`(\\cos+1)/2`.
 
     Parameters
     ----------
