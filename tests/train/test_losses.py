@@ -186,3 +186,29 @@ def test_attention_pull_gradient_reaches_the_chosen_block(
     assert all(v == 0 for n, v in g.items() if n.startswith("head."))
     if layer == 2:  # earlier blocks feed block 2's queries and keys
         assert g["encoder.encoder.layer.0.attention.self.value.weight"] > 0
+
+
+def test_attention_pull_depends_on_padding_unless_masked(tiny_bert):
+    """What docs/push-pull.md states about β: on a real (tiny) BERT, the same sentence pair
+    padded to its longest sentence and to 32 tokens gives different reference (``none``)
+    Attention-Pull values, and the same ``pad``-masked value."""
+    import copy
+
+    enc = copy.deepcopy(tiny_bert)  # the session's model stays as it is
+    enc.model.set_attn_implementation("eager")  # attention maps, as training switches to
+    pair = ["the cat sat on the mat", "the dog sat on a red mat today"]
+    vals = {}
+    for length in ("longest", 32):
+        kw = {"padding": "max_length", "max_length": length} if length != "longest" else {
+            "padding": "longest"}  # fmt: skip
+        batch = enc.tokenizer(pair, return_tensors="pt", **kw)
+        with torch.no_grad():
+            att = enc.model(**batch, output_attentions=True).attentions[0]
+        a, b = att[:1], att[1:]
+        m = batch["attention_mask"]
+        vals[length] = (
+            float(attention_pull_loss(a, b)),
+            float(attention_pull_loss(a, b, mask_orig=m[:1], mask_pert=m[1:], mode="pad")),
+        )
+    assert vals["longest"][0] > 1.1 * vals[32][0]  # shorter padding, larger reference AP (1.28x)
+    assert vals["longest"][1] == pytest.approx(vals[32][1], rel=1e-4)

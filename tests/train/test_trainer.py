@@ -112,6 +112,8 @@ def test_outputs_results_schema_and_checkpoint_reload(bert, tiny_sib, neighbours
         (accs["deu"] + accs["fra"]) / 2
     )
     assert all(json.loads(p)["selection"] == "dev" for p in one["protocol"])
+    # the padding changes Attention-Pull's value, so every row records it (aggregates too)
+    assert {json.loads(p)["padding"] for p in res["protocol"]} == {"longest"}
     # mean ± std over seeds
     per_seed = res[
         (res["metric"] == "zero_shot_acc_pooled") & res["checkpoint"].str.contains("seed")

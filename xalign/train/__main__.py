@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     group[0] = p.add_argument_group("method and loss")
     add("--method", choices=METHODS, help="training method")
     add("--alpha", type=float, help="weight of Embedding-Push")
-    add("--beta", type=float, help="weight of Attention-Pull")
+    add("--beta", type=float, help="weight of Attention-Pull; with --ap-mask none its loss "
+        "grows as the padded length shrinks, so beta depends on --pad-to-max-length (the "
+        "padding is recorded in every result's protocol)")  # fmt: skip
     add("--ap-layer", type=int, help="attention layer (block) of Attention-Pull, 1..L")
     add("--ap-mask", choices=AP_MASKS, help="'pad': xalign's masked AP over real tokens only")
     add("--ablate", help=f"comma-separated pushpull terms to drop, from {','.join(TERMS)} "

@@ -612,6 +612,8 @@ class _Trainer:
             "head_lr": cfg.head_lr or cfg.lr,
             "effective_batch": cfg.effective_batch,
             "max_length": self.max_length,
+            # Attention-Pull's value depends on it (pad positions are in the mean)
+            "padding": "max_length" if cfg.pad_to_max_length else "longest",
             "head": self.head_kind(),
             "classifier_input": "last layer",
         }
