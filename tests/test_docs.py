@@ -66,9 +66,11 @@ def test_every_public_metric_function_is_documented(gen, pages):
     assert not undocumented, f"public names of xalign.metrics without an API entry: {undocumented}"
     # every function a metric page draws its formula from is public and has a docstring
     for name, src in gen.METRIC_SOURCES.items():
-        fn = getattr(xm, src.function, None)
-        assert fn is not None, f"{name}: xalign.metrics.{src.function} does not exist"
-        assert inspect.getdoc(fn), f"{name}: xalign.metrics.{src.function} has no docstring"
+        qual, fn = gen.source_function(src.function)
+        assert fn is not None, f"{name}: {qual} does not exist"
+        assert inspect.getdoc(fn), f"{name}: {qual} has no docstring"
+        room, _, short = qual.rpartition(".")
+        assert short in importlib.import_module(room).__all__, f"{name}: {qual} is not public"
 
 
 def test_every_command_has_a_page(pages):

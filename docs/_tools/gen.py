@@ -220,7 +220,23 @@ METRIC_SOURCES: dict[str, MetricSource] = {
                                   "squared probability"),
     "attention_js": MetricSource("attention", "attention_distance", "attn-agree",
                                  "[0, ln 2]", "nats"),
+    "zero_shot_acc": MetricSource("train", "xalign.train.accuracy_rows", "zero-shot", _R01,
+                                  "fraction of test examples"),
+    "zero_shot_acc_pooled": MetricSource("train", "xalign.train.accuracy_rows", "zero-shot",
+                                         _R01, "fraction of test examples"),
+    "zero_shot_acc_mean": MetricSource("train", "xalign.train.accuracy_rows", "zero-shot",
+                                       _R01, "fraction (mean over languages)"),
+    "dev_acc": MetricSource("train", "xalign.train.accuracy_rows", "zero-shot", _R01,
+                            "fraction of dev examples"),
 }  # fmt: skip
+
+
+def source_function(function: str) -> tuple[str, Any]:
+    """``(qualified name, object)`` of a :class:`MetricSource` function: a public name of
+    ``xalign.metrics``, or a dotted path (``xalign.train.accuracy_rows``)."""
+    module, _, name = function.rpartition(".")
+    mod = importlib.import_module(module or "xalign.metrics")
+    return f"{module or 'xalign.metrics'}.{name}", getattr(mod, name, None)
 
 _DIRECTION = {
     "higher": "**higher = better aligned**",
@@ -269,8 +285,6 @@ def _protocol_snippet(group: str) -> str:
 
 
 def metric_page(name: str, info: Any) -> str:
-    import xalign.metrics as xm
-
     src = METRIC_SOURCES.get(name)
     if src is None:
         raise KeyError(
@@ -284,7 +298,8 @@ def metric_page(name: str, info: Any) -> str:
     unit = _field(info, "unit") or src.unit
     group = _field(info, "group") or src.group
     citation = _field(info, "citation")
-    fn = getattr(xm, src.function)
+    qual, fn = source_function(src.function)
+    short = qual.rpartition(".")[2]
     desc, sections = _sections(inspect.getdoc(fn) or "")
     lines = [
         f"# {md_escape(label)}",
@@ -294,18 +309,20 @@ def metric_page(name: str, info: Any) -> str:
         "| | |",
         "|---|---|",
         f"| name in the results table | `{name}` |",
-        f"| group (`--metrics`) | `{group}` |",
+        f"| group (`--metrics`) | `{group}` |"
+        if group != "train"
+        else "| written by | `python -m xalign.train` (zero-shot evaluation) |",
         f"| direction | {_DIRECTION.get(direction, md_escape(str(direction)))} |",
         f"| range | {md_escape(str(rng))} |",
         f"| unit | {md_escape(str(unit))} |",
-        f"| computed by | [`{src.function}`][xalign.metrics.{src.function}] |",
+        f"| computed by | [`{short}`][{qual}] |",
         f"| formulas and sources | [docs/metrics.md#{src.anchor}](../metrics.md#{src.anchor}) |",
         "",
     ]
     if citation:
         lines += [f"**Citation.** {md_escape(str(citation))}", ""]
     lines += [
-        f"## Formula (from the docstring of `{src.function}`)",
+        f"## Formula (from the docstring of `{short}`)",
         "",
         to_markdown(desc, page=page, html=False),
         "",

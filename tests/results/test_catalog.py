@@ -48,7 +48,7 @@ def test_every_entry_is_complete(name):
     info = METRICS[name]
     assert info.name == name and info.label and info.meaning and info.unit and info.citation
     assert info.group in ("retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores",
-                          "word_align", "attention")  # fmt: skip
+                          "word_align", "attention", "train")  # fmt: skip
     assert info.direction in ("higher", "lower", None)
     lo, hi = info.range
     assert lo is None or hi is None or lo < hi
@@ -64,3 +64,17 @@ def test_directions_ranges_and_unknown_metrics():
     unknown = metric_info("my_metric")
     assert unknown.direction is None and unknown.label == "my_metric"
     assert not math.isnan(METRICS["cka"].range[1])
+
+
+def test_training_metrics_are_catalogued_with_their_seed_aggregates():
+    """What ``python -m xalign.train`` writes (read from its source) has catalogue entries;
+    the ``_seed_mean``/``_seed_std`` aggregates derive theirs (a std has no direction)."""
+    text = (ROOT / "xalign/train/_evaluate.py").read_text(encoding="utf-8")
+    written = set(re.findall(r'add\(\s*"([a-z_]+)"', text))
+    written |= set(re.findall(r'"metric": "([a-z_]+)"', text))
+    assert {"zero_shot_acc", "zero_shot_acc_pooled", "zero_shot_acc_mean", "dev_acc"} <= written
+    for name in written:
+        assert METRICS[name].group == "train" and METRICS[name].direction == "higher"
+        mean, std = metric_info(f"{name}_seed_mean"), metric_info(f"{name}_seed_std")
+        assert mean.direction == "higher" and mean.range == (0.0, 1.0)
+        assert std.direction is None and std.range == (0.0, 1.0) and "seeds" in std.meaning

@@ -10,7 +10,7 @@ Formulas and sources: ``docs/metrics.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
@@ -47,7 +47,8 @@ class MetricInfo:
         The values the metric can take (None: unbounded). Figures clip intervals to it and
         say so; a value outside it is reported as suspect.
     group : str
-        The ``--metrics`` group of ``python -m xalign.metrics`` that computes it.
+        The ``--metrics`` group of ``python -m xalign.metrics`` that computes it; ``"train"``
+        for the zero-shot scores that ``python -m xalign.train`` writes.
     unit : str
     citation : str
         Where the metric comes from (full references in ``docs/metrics.md``).
@@ -136,6 +137,14 @@ _ROWS: tuple[tuple[str, str, Direction, str], ...] = (
      "mean squared difference between two checkpoints' attention maps"),
     ("attention_js", "Attention JS", None,
      "Jensen–Shannon divergence between two checkpoints' attention rows"),
+    ("zero_shot_acc", "Zero-shot acc.", "higher",
+     "test accuracy in `lang` of a classifier fine-tuned on the training language only"),
+    ("zero_shot_acc_pooled", "Zero-shot acc. (pooled)", "higher",
+     "zero-shot test accuracy over all test examples of the target languages together"),
+    ("zero_shot_acc_mean", "Zero-shot acc. (mean)", "higher",
+     "unweighted mean of the target languages' zero-shot test accuracies"),
+    ("dev_acc", "Dev acc.", "higher",
+     "accuracy on the training language's dev set (the checkpoint-selection score)"),
 )  # fmt: skip
 
 _UNIT = (0.0, 1.0)
@@ -154,7 +163,8 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "word_align_precision": _UNIT, "word_align_recall": _UNIT, "attn_align_f1": _UNIT,
     "attn_align_aer": _UNIT, "attn_align_precision": _UNIT, "attn_align_recall": _UNIT,
     "attention_pattern_corr": _COS, "attention_pattern_cos": _COS, "attention_entropy": _POS,
-    "attention_mse": _POS, "attention_js": _POS,
+    "attention_mse": _POS, "attention_js": _POS, "zero_shot_acc": _UNIT,
+    "zero_shot_acc_pooled": _UNIT, "zero_shot_acc_mean": _UNIT, "dev_acc": _UNIT,
 }  # fmt: skip
 
 _RETR = "Artetxe & Schwenk 2019 (TACL); Hu et al. 2020, XTREME (ICML)"
@@ -167,6 +177,7 @@ _CKA = "Kornblith, Norouzi, Lee & Hinton 2019 (ICML)"
 _SIMALIGN = "Jalili Sabet et al. 2020, SimAlign (Findings of EMNLP); Och & Ney 2003"
 _ATTN = "Garg, Peitz, Nallasamy & Paulik 2019 (EMNLP); Och & Ney 2003"
 _AGREE = "xalign-defined (attention along the word alignment)"
+_ZS = "Hu et al. 2020, XTREME (ICML); Ding et al. 2022 (COLING)"
 
 #: ``name: (group, unit, citation)`` of every metric of :data:`_ROWS`.
 _FACTS: dict[str, tuple[str, str, str]] = {
@@ -209,6 +220,10 @@ _FACTS: dict[str, tuple[str, str, str]] = {
     "attention_mse": ("attention", "squared probability",
                       "xalign-defined; the quantity Attention-Pull minimises (docs/push-pull.md)"),
     "attention_js": ("attention", "nats", "Lin 1991 (IEEE Trans. Inf. Theory)"),
+    "zero_shot_acc": ("train", "fraction of test examples", _ZS),
+    "zero_shot_acc_pooled": ("train", "fraction of test examples", _ZS),
+    "zero_shot_acc_mean": ("train", "fraction (mean over languages)", _ZS),
+    "dev_acc": ("train", "fraction of dev examples", _ZS),
 }  # fmt: skip
 
 #: Every metric the catalogue knows, by name (every metric ``python -m xalign.metrics`` writes).
@@ -247,8 +262,23 @@ def metric_info(name: str) -> MetricInfo:
     'lower'
     >>> metric_info("my_metric").label, metric_info("my_metric").direction
     ('my_metric', None)
+    >>> metric_info("zero_shot_acc_seed_std").direction, metric_info("dev_acc_seed_mean").range
+    (None, (0.0, 1.0))
     """
-    return METRICS.get(name) or MetricInfo(name, name, None, name.replace("_", " "))
+    info = METRICS.get(name)
+    if info is not None:
+        return info
+    base, _, kind = name.rpartition("_seed_")
+    if kind in ("mean", "std") and base in METRICS:  # training's aggregates over seeds
+        b = METRICS[base]
+        if kind == "mean":
+            return replace(b, name=name, label=f"{b.label}, seed mean",
+                           meaning=f"mean over seeds of: {b.meaning}")  # fmt: skip
+        hi = None if b.range[0] is None or b.range[1] is None else b.range[1] - b.range[0]
+        return replace(b, name=name, label=f"{b.label}, seed std", direction=None,
+                       meaning=f"standard deviation (ddof 1) over seeds of: {b.meaning}",
+                       range=(0.0, hi))  # fmt: skip
+    return MetricInfo(name, name, None, name.replace("_", " "))
 
 
 def metric_range(name: str) -> tuple[float | None, float | None]:
