@@ -238,6 +238,7 @@ def source_function(function: str) -> tuple[str, Any]:
     mod = importlib.import_module(module or "xalign.metrics")
     return f"{module or 'xalign.metrics'}.{name}", getattr(mod, name, None)
 
+
 _DIRECTION = {
     "higher": "**higher = better aligned**",
     "lower": "**lower = better aligned**",
