@@ -31,6 +31,7 @@ __all__ = [
     "cluster_xy_patch",
     "metric_views",
     "neighbours",
+    "neuron_views",
     "project_command",
     "selection_from_click",
 ]
@@ -294,6 +295,92 @@ def metric_views(
     else:
         out["difference"] = F.fig_empty(
             "choose two different checkpoints of this results table for the difference view"
+        )
+    return out
+
+
+# ---------------------------------------------------------------- neurons
+
+#: Per-language neuron metrics the Neurons tab offers (``python -m xalign.metrics --metrics
+#: neurons``), the first present being the default.
+NEURON_METRICS = ("neuron_specific_count", "neuron_specific_share", "neuron_activation_prob")
+NEURON_OVERLAP = "neuron_specific_jaccard"
+
+
+def neuron_views(
+    catalog: Catalog,
+    results_rel: str | None,
+    *,
+    metric: str | None,
+    checkpoint: str | None,
+    layer: int | None,
+    before: str | None,
+    after: str | None,
+    langs: list[str] | None = None,
+) -> dict[str, Any]:
+    """Language-specific neurons from a results table: a language × layer heatmap of one
+    checkpoint, the overlap (Jaccard) of the languages' sets at one layer, and after − before.
+
+    ``metric`` is one of :data:`NEURON_METRICS`; ``layer`` a block (1..L) for the overlap
+    matrix (default: the block with the most language-specific neurons).
+    """
+    empty: dict[str, Any] = {
+        "counts": None, "overlap": None, "difference": None, "message": None,
+        "metrics": [], "layers": [], "checkpoints": [], "layer": None,
+    }  # fmt: skip
+    if not results_rel:
+        return {**empty, "message": "no results table selected"}
+    df = catalog.results(results_rel)
+    have = [m for m in NEURON_METRICS if m in set(df["metric"])]
+    if not have:
+        return {
+            **empty,
+            "message": f"{results_rel} has no neuron statistics. Extract with --neurons, then "
+            "run: python -m xalign.metrics STORE --metrics neurons",
+        }
+    metric = metric if metric in have else have[0]
+    d = filter_protocol(df, metric)
+    ckpts = list(dict.fromkeys(d["checkpoint"]))
+    ck = checkpoint if checkpoint in ckpts else ckpts[0]
+    direction = metric_direction(metric)
+    out: dict[str, Any] = {**empty, "metrics": have, "checkpoints": ckpts}
+    out["protocol"] = describe_protocol(d.attrs.get("protocol", {}))
+    out["counts"] = F.fig_layer_language(
+        d[d["checkpoint"] == ck],
+        metric=metric,
+        langs=langs,
+        title=f"{metric} · {ck}",
+        direction=direction,
+    )
+    ov = filter_protocol(df, NEURON_OVERLAP) if NEURON_OVERLAP in set(df["metric"]) else None
+    if ov is not None and not ov[ov["checkpoint"] == ck].empty:
+        ov = ov[ov["checkpoint"] == ck]
+        if langs:
+            ov = ov[ov["lang"].isin(langs) & ov["lang2"].isin(langs)]
+        layers = sorted({int(x) for x in ov["layer"]})
+        out["layers"] = layers
+        if layer not in layers:
+            per = d[(d["checkpoint"] == ck) & d["lang"].notna()].groupby("layer")["value"].sum()
+            per = per[per.index.isin(layers)]
+            layer = int(per.idxmax()) if len(per) else layers[-1]
+        out["layer"] = layer
+        out["overlap"] = F.fig_language_heatmap(
+            ov,
+            metric=NEURON_OVERLAP,
+            layer=layer,
+            title=f"overlap of language-specific sets (Jaccard) · block {layer} · {ck}",
+            zmin=0.0,
+            zmax=1.0,
+        )
+    else:
+        out["overlap"] = F.fig_empty(f"no {NEURON_OVERLAP} rows for {ck}")
+    if before and after and before != after and {before, after} <= set(ckpts):
+        out["difference"] = F.fig_difference(
+            d, metric=metric, before=before, after=after, langs=langs, direction=direction
+        )
+    else:
+        out["difference"] = F.fig_empty(
+            "choose two different checkpoints (before, after) of this results table"
         )
     return out
 

@@ -3,11 +3,12 @@
 Views: **Clusters** (projected sentences per layer, two stores side by side, linked
 selection, translations of a clicked sentence highlighted and linked in both panels),
 **Metrics** (metric by layer, language × language heatmap, before/after difference),
-**Retrieval** (top-k neighbours of one sentence per language) and **Attention**
-(attention maps, similarity matrix with the predicted word alignment, gold links, cross
-attention), one module each under :mod:`dashboards.tabs`. It only reads stores, cached
-projections and results tables; it never runs a model. Assets are served by the app itself
-(no CDN), so it works offline.
+**Retrieval** (top-k neighbours of one sentence per language), **Attention** (attention
+maps, similarity matrix with the predicted word alignment, gold links, cross attention) and
+**Neurons** (language-specific feed-forward neurons by layer, their overlap between
+languages, before/after), one module each under :mod:`dashboards.tabs`. It only reads
+stores, cached projections and results tables; it never runs a model. Assets are served by
+the app itself (no CDN), so it works offline.
 
 This module holds what the tabs share: app creation, the header (stores, results table,
 pooling, download format), the layer slider, the error slots, and the server protections.
@@ -24,7 +25,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboards._catalog import Catalog, Listing
-from dashboards.tabs import attention, clusters, metrics, retrieval
+from dashboards.tabs import attention, clusters, metrics, neurons, retrieval
 from dashboards.tabs._common import (
     BOX,
     METHODS,
@@ -42,7 +43,7 @@ __all__ = ["create_app", "update_clusters"]
 log = logging.getLogger(__name__)
 
 #: Graphs whose download format (png/svg) follows the header's choice.
-STATIC_GRAPHS = clusters.GRAPHS + metrics.GRAPHS
+STATIC_GRAPHS = clusters.GRAPHS + metrics.GRAPHS + neurons.GRAPHS
 
 
 # ---------------------------------------------------------------- layout
@@ -161,6 +162,7 @@ def _layout(catalog: Catalog, display_root: str, error_slots: list[str]) -> html
             dcc.Tab(label="Metrics", value="metrics", children=metrics.layout()),
             dcc.Tab(label="Retrieval", value="retrieval", children=retrieval.layout(first_row)),
             dcc.Tab(label="Attention", value="attention", children=attention.layout(first_row)),
+            dcc.Tab(label="Neurons", value="neurons", children=neurons.layout()),
         ],
     )
     errors = html.Div(
@@ -233,6 +235,7 @@ def _register(app: Dash, catalog: Catalog, shown: str) -> None:
     metrics.register(app, catalog, shown=shown)
     retrieval.register(app, catalog)
     attention.register(app, catalog)
+    neurons.register(app, catalog, shown=shown)
 
 
 # ---------------------------------------------------------------- app

@@ -8,5 +8,7 @@ that registers its callbacks (module-level functions) through
   before/after difference;
 - :mod:`~dashboards.tabs.retrieval`: top-k neighbours of one sentence per language;
 - :mod:`~dashboards.tabs.attention`: attention maps, similarity matrix with the predicted
-  word alignment, gold links, cross attention.
+  word alignment, gold links, cross attention;
+- :mod:`~dashboards.tabs.neurons`: language-specific feed-forward neurons by layer, their
+  overlap between languages, before/after.
 """

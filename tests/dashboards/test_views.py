@@ -343,3 +343,64 @@ def test_metric_views_from_the_results_table(cat, dash_root):
         after=None,
     )
     assert none["message"] == "no results table selected"
+
+
+def _neuron_rows(rng, ckpt, langs, layers, F=64):
+    """Results rows shaped as ``python -m xalign.metrics --metrics neurons`` writes them."""
+    import json
+
+    rows = []
+    proto = json.dumps({"top_rate": 0.01, "tokens": "content"})
+    counts = {}
+    for layer in layers:
+        for i, a in enumerate(langs):
+            c = int(rng.integers(0, F // 4))
+            counts[(layer, a)] = c
+            for metric, v in (("neuron_specific_count", c), ("neuron_specific_share", c / F)):
+                rows.append((ckpt, metric, layer, a, None, float(v), proto))
+            for b in langs[i + 1 :]:
+                rows.append((ckpt, "neuron_specific_jaccard", layer, a, b, rng.uniform(), proto))
+    df = pd.DataFrame(rows, columns=["checkpoint", "metric", "layer", "lang", "lang2", "value",
+                                     "protocol"])  # fmt: skip
+    df.insert(0, "store", f"runs/{ckpt}")
+    df["n"], df["ci_low"], df["ci_high"] = F, np.nan, np.nan
+    return df, counts
+
+
+def test_neuron_views_from_results_rows(tmp_path):
+    from dashboards._views import neuron_views
+    from xalign.results import RESULTS_COLUMNS
+
+    rng = np.random.default_rng(0)
+    langs, layers = ["eng", "deu", "cmn_Hani"], [1, 2, 3]
+    a, ca = _neuron_rows(rng, "before", langs, layers)
+    b, cb = _neuron_rows(rng, "after", langs, layers)
+    pd.concat([a, b])[list(RESULTS_COLUMNS)].to_parquet(tmp_path / "n.parquet")
+    cat = Catalog(tmp_path)
+    out = neuron_views(cat, "n.parquet", metric=None, checkpoint="after", layer=None,
+                       before="before", after="after")  # fmt: skip
+    assert out["metrics"] == ["neuron_specific_count", "neuron_specific_share"]
+    assert out["checkpoints"] == ["before", "after"] and out["layers"] == layers
+    heat = out["counts"].data[0]
+    assert list(heat.y) == langs and list(heat.x) == layers
+    assert [list(r) for r in heat.z] == [[cb[(layer, x)] for layer in layers] for x in langs]
+    # default overlap block: the one with the most language-specific neurons in all languages
+    best = max(layers, key=lambda layer: sum(cb[(layer, x)] for x in langs))
+    assert out["layer"] == best
+    ov = out["overlap"].data[0]
+    jac = b[(b.metric == "neuron_specific_jaccard") & (b.layer == best)]
+    for _, r in jac.iterrows():
+        i, j = langs.index(r["lang"]), langs.index(r["lang2"])
+        assert ov.z[i][j] == pytest.approx(r["value"]) and ov.z[j][i] == pytest.approx(r["value"])
+    diff = out["difference"].data[0]
+    by_lang = {x: [cb[(layer, x)] - ca[(layer, x)] for layer in layers] for x in langs}
+    assert [list(r) for r in diff.z[1:]] == [by_lang[x] for x in diff.y[1:]]
+    # one block asked for; a table without neuron rows says what to run
+    assert neuron_views(cat, "n.parquet", metric="neuron_specific_share", checkpoint=None,
+                        layer=1, before=None, after=None)["layer"] == 1  # fmt: skip
+    a[a.metric == "neuron_specific_jaccard"].assign(metric="cka")[list(RESULTS_COLUMNS)].to_parquet(
+        tmp_path / "other.parquet"
+    )
+    msg = neuron_views(cat, "other.parquet", metric=None, checkpoint=None, layer=None,
+                       before=None, after=None)["message"]  # fmt: skip
+    assert "--neurons" in msg and "--metrics neurons" in msg

@@ -361,3 +361,28 @@ def test_metric_figures_say_the_direction_only_when_asked():
     assert heat.data[0].colorbar.title.text == "sil<br>(lower = better aligned)"
     diff = F.fig_difference(d, metric="m", before="before", after="after", direction="higher")
     assert diff.data[0].colorbar.title.text == "Δ m<br>(higher = better aligned)"
+
+
+def test_layer_language_heatmap_cells_blanks_and_one_checkpoint():
+    from xalign.errors import ConfigError
+    from xalign.figures import fig_layer_language
+
+    d = pd.DataFrame(
+        {
+            "checkpoint": "before",
+            "metric": "neuron_specific_count",
+            "layer": [1, 2, 1, 2, 1],
+            "lang": ["deu", "deu", "eng", "eng", "cmn_Hani"],
+            "lang2": None,
+            "value": [3.0, 5.0, 0.0, 7.0, 2.0],
+        }
+    )
+    fig = fig_layer_language(d, metric="neuron_specific_count", direction=None)
+    h = fig.data[0]
+    assert list(h.y) == ["deu", "eng", "cmn_Hani"] and list(h.x) == [1, 2]
+    assert [list(r) for r in h.z] == [[3.0, 5.0], [0.0, 7.0], [2.0, None]]  # missing: blank
+    assert [list(r) for r in h.text] == [["3", "5"], ["0", "7"], ["2", ""]]
+    only = fig_layer_language(d, metric="m", langs=["eng", "deu"]).data[0]
+    assert list(only.y) == ["eng", "deu"]
+    with pytest.raises(ConfigError, match="2 checkpoints"):
+        fig_layer_language(pd.concat([d, d.assign(checkpoint="after")]), metric="m")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from xalign.figures._clusters import as_typed_array, cluster_traces_xy, fig_clusters, trace_order
 from xalign.figures._metrics import fig_difference, fig_language_heatmap, fig_metric_by_layer
+from xalign.figures._neurons import fig_layer_language
 from xalign.figures._style import (
     LANGUAGE_COLORS,
     PALETTE,
@@ -37,6 +38,7 @@ __all__ = [
     "fig_difference",
     "fig_empty",
     "fig_language_heatmap",
+    "fig_layer_language",
     "fig_metric_by_layer",
     "fig_neighbours",
     "graph_config",
