@@ -174,8 +174,8 @@ def test_config_validation_messages_match_the_flags():
     cases = [
         ({"bootstrap": "many"}, r"--bootstrap 'many': invalid int value"),
         ({"k": 2.5}, r"--k 2.5: invalid int value"),
-        ({"bootstrap": -1}, r"--bootstrap -1: expected an integer >= 0"),
-        ({"cv": 1}, r"--cv 1: expected an integer >= 2"),
+        ({"bootstrap": -1}, r"--bootstrap -1: must be >= 0 \(0 = no intervals\)"),
+        ({"cv": 1}, r"--cv 1: must be >= 2"),
         ({"centering": "x"}, r"--centering 'x': allowed values are raw, centered, both"),
         ({"backend": "gpu"}, r"--backend 'gpu': allowed values are auto, numpy"),
         ({"scoring": [1]}, r"--scoring \[1\]: expected a comma-separated string or a list"),

@@ -81,7 +81,7 @@ def test_flags_and_toml_config(tiny_bert_dir, tiny_sib, neighbours_file, tmp_pat
         (["--ap-layer", "9"], "--ap-layer 9 is beyond the model"),
         (["--method", "rsda", "--neighbours", "/nonexistent.json"], "no such neighbour file"),
         (["--selection", "test"], None),  # argparse choices: exit 2 with usage
-        (["--ablate", "kl"], "--ablate ['kl']: allowed terms are ce, rt, ep, ap"),
+        (["--ablate", "kl"], "--ablate 'kl': allowed values are ce, rt, ep, ap"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

@@ -165,7 +165,9 @@ def test_bad_options(tiny_bert, tiny_sib, neighbours_file, tmp_path):
         conf(method="finetune", ablate=["ep"])
     with pytest.raises(ConfigError, match="removes every term"):
         conf(ablate="ce,rt,ep,ap")
-    with pytest.raises(ConfigError, match=r"--ap-layer 0: attention layers are 1\.\.L"):
+    with pytest.raises(
+        ConfigError, match=r"--ap-layer 0: must be >= 1 \(attention layers are 1\.\.L"
+    ):
         conf(ap_layer=0)
     with pytest.raises(ConfigError, match="--data is required"):
         load_task(conf(task="sib200"))

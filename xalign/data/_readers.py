@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from xalign._validate import check_choice, check_interval
 from xalign.data._corpus import Corpus
 from xalign.data._langs import _TAG, normalize_lang, split_lang
 from xalign.errors import ConfigError, DataError
@@ -238,10 +239,8 @@ def _folder(folder: str | PathLike[str], what: str) -> Path:
 
 
 def _check_split(split: str | None, allowed: Sequence[str], what: str) -> None:
-    if split is not None and split not in allowed:
-        raise ConfigError(
-            f"{what} split must be one of {', '.join(map(repr, allowed))} or 'all', got {split!r}"
-        )
+    if split is not None:
+        check_choice(f"{what} split", split, allowed)
 
 
 # ----------------------------------------------------------------------------- Tatoeba
@@ -291,8 +290,8 @@ def read_tatoeba(
     ConfigError
         ``limit`` is below 1.
     """
-    if limit is not None and limit < 1:
-        raise ConfigError(f"limit must be >= 1 (pairs per language) or None, got {limit}")
+    if limit is not None:
+        check_interval("limit", limit, low=1, note="pairs per language, or None for all")
     root = _folder(folder, "Tatoeba")
     pattern = re.compile(r"^tatoeba\.([a-z]{3})-eng\.([a-z]{3})$")
     sides: dict[str, set[str]] = {}
@@ -720,9 +719,7 @@ def read_pawsx_pairs(
 
 def _infer_format(path: Path, fmt: str | None) -> str:
     if fmt is not None:
-        if fmt not in ("tsv", "csv", "jsonl"):
-            raise ConfigError(f"format must be 'tsv', 'csv' or 'jsonl', got {fmt!r}")
-        return fmt
+        return check_choice("format", fmt, ("tsv", "csv", "jsonl"))
     suffix = path.suffix.lower()
     for fmt_, suffixes in (
         ("tsv", (".tsv", ".tab")),
@@ -742,9 +739,8 @@ def _mapping(columns: Mapping[str, str] | None, lang: str | None) -> dict[str, s
     """Field -> source column. Fields the caller does not name map to a same-named column
     when there is one (``text`` -> ``text``), else to nothing."""
     out: dict[str, str | None] = dict(columns or {})
-    unknown = [k for k in out if k not in TABLE_FIELDS]
-    if unknown:
-        raise ConfigError(f"columns keys {unknown} unknown; allowed: {', '.join(TABLE_FIELDS)}")
+    for k in out:
+        check_choice("columns key", k, TABLE_FIELDS)
     if lang is not None and "lang" in out:
         raise ConfigError(
             "give either lang= (one language for every row) or a 'lang' column, not both"

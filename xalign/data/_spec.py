@@ -16,6 +16,7 @@ from xalign.data._readers import (
 )
 from xalign.data._sample import load_sample
 from xalign.data._wordalign import read_word_align
+from xalign._validate import check_choice
 from xalign.errors import DataError
 
 __all__ = ["DATA_KINDS", "load_corpus", "parse_data_spec"]
@@ -36,6 +37,8 @@ DATA_KINDS: dict[str, str] = {
 
 _ALIASES = {"sib-200": "sib200", "paws-x": "pawsx", "ndjson": "jsonl", "word-align": "wordalign"}
 
+#: Splits of the kinds whose readers take one (``load_corpus`` also accepts ``"all"``).
+_SPLITS = {"sib200": ("train", "dev", "test"), "pawsx": ("train", "dev", "test")}
 #: Split a kind reads when ``load_corpus(split=None)``; ``"all"`` asks for every split.
 _DEFAULT_SPLIT = {"sib200": "test", "pawsx": "dev", "hf": "test"}
 
@@ -127,6 +130,8 @@ def load_corpus(
         )
     if columns is not None and kind not in ("tsv", "csv", "jsonl", "hf"):
         raise DataError(f"columns= applies to tsv, csv, jsonl and hf data, not {kind!r}")
+    if split is not None and kind in _SPLITS:  # the readers' own splits, and "all"
+        check_choice(f"--split (for {kind} data)", split, (*_SPLITS[kind], "all"))
     want = split if split is not None else _DEFAULT_SPLIT.get(kind)
     if want == "all":
         want = None

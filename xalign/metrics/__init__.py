@@ -97,11 +97,13 @@ if TYPE_CHECKING:
     )
     from xalign.metrics._store_align import (
         STORE_ALIGN_COLUMNS,
-        attention_alignment_metrics,
-        attention_store_distance,
         attention_word_alignment_metrics,
         word_alignment_metrics,
         word_vectors,
+    )
+    from xalign.metrics._store_attention import (
+        attention_alignment_metrics,
+        attention_store_distance,
     )
     from xalign.metrics._tidy import (
         RESULT_COLUMNS,
@@ -127,12 +129,12 @@ _LAZY = {
     "alignment_scores": "xalign.metrics._alignment",
     "argmax_align": "xalign.metrics._alignment",
     "attention_align": "xalign.metrics._alignment",
-    "attention_alignment_metrics": "xalign.metrics._store_align",
+    "attention_alignment_metrics": "xalign.metrics._store_attention",
     "attention_alignment_similarity": "xalign.metrics._attention",
     "attention_distance": "xalign.metrics._attention",
     "attention_entropy": "xalign.metrics._attention",
     "attention_pull_mse": "xalign.metrics._attention",
-    "attention_store_distance": "xalign.metrics._store_align",
+    "attention_store_distance": "xalign.metrics._store_attention",
     "attention_word_alignment_metrics": "xalign.metrics._store_align",
     "bootstrap_ci": "xalign.metrics._uncertainty",
     "bootstrap_distribution": "xalign.metrics._uncertainty",

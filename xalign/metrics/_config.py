@@ -9,9 +9,16 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
+from xalign._validate import check_choice, check_interval
 from xalign.errors import ConfigError
+
+if TYPE_CHECKING:
+    # the modes of the array functions these options are passed to; for annotations only, as
+    # their modules import numpy (SCORINGS and BACKENDS spell the same values: a test checks)
+    from xalign.metrics._knn import Backend
+    from xalign.metrics._retrieval import Scoring
 
 __all__ = [
     "BACKENDS",
@@ -19,27 +26,30 @@ __all__ = [
     "METRIC_GROUPS",
     "OUT_SUFFIXES",
     "SCORINGS",
+    "Centering",
+    "GoldOutOfRange",
+    "MetricGroup",
     "MetricsConfig",
     "default_out",
     "split_store_arg",
 ]
 
 #: Metric groups of ``--metrics`` (``all`` = every group the stores support).
-METRIC_GROUPS = (
-    "retrieval",
-    "clusters",
-    "probe",
-    "cka",
-    "isotropy",
-    "bucc",
-    "stores",
-    "word_align",
-    "attention",
-)
-SCORINGS = ("cosine", "margin", "csls")
-CENTERINGS = ("raw", "centered", "both")
-BACKENDS = ("auto", "numpy", "faiss", "faiss-gpu")
-GOLD_OUT_OF_RANGE = ("error", "drop")
+MetricGroup = Literal[
+    "retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores", "word_align", "attention"
+]
+METRIC_GROUPS: tuple[MetricGroup, ...] = get_args(MetricGroup)
+#: ``--centering``: raw vectors, language-centred vectors, or both (two rows per number).
+Centering = Literal["raw", "centered", "both"]
+CENTERINGS: tuple[Centering, ...] = get_args(Centering)
+#: ``--gold-out-of-range``: as ``out_of_range`` of :func:`xalign.data.gold_alignments`.
+GoldOutOfRange = Literal["error", "drop"]
+GOLD_OUT_OF_RANGE: tuple[GoldOutOfRange, ...] = get_args(GoldOutOfRange)
+SCORINGS: tuple[Scoring, ...] = ("cosine", "margin", "csls")
+BACKENDS: tuple[Backend, ...] = ("auto", "numpy", "faiss", "faiss-gpu")
+
+C = TypeVar("C", bound=str)
+
 #: Output types of the results table.
 OUT_SUFFIXES = (".parquet", ".csv")
 
@@ -52,6 +62,16 @@ def _str_list(value: Any, flag: str) -> list[str]:
     raise ConfigError(f"{flag} {value!r}: expected a comma-separated string or a list of strings")
 
 
+def _choices(flag: str, value: Any, allowed: tuple[C, ...]) -> list[C]:
+    """A comma-separated string or list of strings, each one of ``allowed`` (at least one)."""
+    given = _str_list(value, flag)
+    if not given:
+        raise ConfigError(
+            f"{flag} {value!r}: names nothing; allowed values are {', '.join(allowed)}"
+        )
+    return cast("list[C]", [check_choice(flag, x, allowed) for x in given])
+
+
 def _one_str(value: Any, flag: str, *, optional: bool = False) -> None:
     if value is None and optional:
         return
@@ -60,25 +80,21 @@ def _one_str(value: Any, flag: str, *, optional: bool = False) -> None:
 
 
 def _int_at_least(
-    value: Any, flag: str, minimum: int, note: str = "", *, maximum: int | None = None
+    value: Any, flag: str, minimum: int, note: str | None = None, *, maximum: int | None = None
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{flag} {value!r}: invalid int value")
-    if value < minimum:
-        raise ConfigError(f"{flag} {value}: expected an integer >= {minimum}{note}")
+    check_interval(flag, value, low=minimum, note=note)
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{flag} {value}: expected an integer from {minimum} to {maximum}{note}")
+        # check_interval's style, with the bound written out: its :g would print 4.29497e+09
+        tail = f" ({note})" if note else ""
+        raise ConfigError(f"{flag} {value}: must be in [{minimum}, {maximum}]{tail}")
 
 
 #: Largest seed numpy and scikit-learn accept (``RandomState``: 0 .. 2**32 - 1).
 MAX_SEED = 2**32 - 1
 #: More resamples than this change no reported digit and only cost time and memory.
 MAX_BOOTSTRAP = 1_000_000
-
-
-def _choice(value: Any, flag: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{flag} {value!r}: allowed values are {', '.join(allowed)}")
 
 
 def _switch(value: Any, flag: str) -> None:
@@ -97,23 +113,23 @@ class MetricsConfig:
 
     stores: list[str] = field(default_factory=list)
     out: str | None = None
-    metrics: list[str] = field(default_factory=lambda: ["all"])
+    metrics: list[MetricGroup | Literal["all"]] = field(default_factory=lambda: ["all"])
     pooling: str = "mean"
     layers: str = "all"
     langs: list[str] | None = None
     pivot: str | None = "eng"
-    scoring: list[str] = field(default_factory=lambda: ["cosine", "margin"])
+    scoring: list[Scoring] = field(default_factory=lambda: ["cosine", "margin"])
     k: int = 4
     dedup: bool = True
-    centering: str = "both"
+    centering: Centering = "both"
     bootstrap: int = 1000
     sample_size: int = 5000
     cv: int = 5
     seed: int = 0
-    backend: str = "auto"
+    backend: Backend = "auto"
     independent: bool = False
     gold: str | None = None
-    gold_out_of_range: str = "error"
+    gold_out_of_range: GoldOutOfRange = "error"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -124,8 +140,8 @@ class MetricsConfig:
         ):
             raise ConfigError(f"stores {self.stores!r}: expected a list of store folders")
         self.stores = [os.fspath(s) for s in self.stores]
-        self.metrics = _str_list(self.metrics, "--metrics")
-        self.scoring = _str_list(self.scoring, "--scoring")
+        self.metrics = _choices("--metrics", self.metrics, ("all", *METRIC_GROUPS))
+        self.scoring = _choices("--scoring", self.scoring, SCORINGS)
         if self.langs is not None:
             given = self.langs
             self.langs = _str_list(self.langs, "--langs")
@@ -134,16 +150,6 @@ class MetricsConfig:
                     f"--langs {given!r}: names no language; give codes like deu,fra "
                     "(or leave --langs out for every language in the store)"
                 )
-        bad = [m for m in self.metrics if m != "all" and m not in METRIC_GROUPS]
-        if bad or not self.metrics:
-            raise ConfigError(
-                f"--metrics {bad or '(empty)'}: allowed values are all, {', '.join(METRIC_GROUPS)}"
-            )
-        bad = [s for s in self.scoring if s not in SCORINGS]
-        if bad or not self.scoring:
-            raise ConfigError(
-                f"--scoring {bad or '(empty)'}: allowed values are {', '.join(SCORINGS)}"
-            )
         _one_str(self.pooling, "--pooling")
         if isinstance(self.layers, list) and all(
             isinstance(x, int) and not isinstance(x, bool) for x in self.layers
@@ -161,15 +167,13 @@ class MetricsConfig:
         _one_str(self.out, "--out", optional=True)
         _one_str(self.gold, "--gold", optional=True)
         _int_at_least(self.k, "--k", 1)
-        _int_at_least(
-            self.bootstrap, "--bootstrap", 0, " (0 = no intervals)", maximum=MAX_BOOTSTRAP
-        )
+        _int_at_least(self.bootstrap, "--bootstrap", 0, "0 = no intervals", maximum=MAX_BOOTSTRAP)
         _int_at_least(self.sample_size, "--sample-size", 4)
         _int_at_least(self.cv, "--cv", 2)
         _int_at_least(self.seed, "--seed", 0, maximum=MAX_SEED)
-        _choice(self.centering, "--centering", CENTERINGS)
-        _choice(self.backend, "--backend", BACKENDS)
-        _choice(self.gold_out_of_range, "--gold-out-of-range", GOLD_OUT_OF_RANGE)
+        check_choice("--centering", self.centering, CENTERINGS)
+        check_choice("--backend", self.backend, BACKENDS)
+        check_choice("--gold-out-of-range", self.gold_out_of_range, GOLD_OUT_OF_RANGE)
         _switch(self.dedup, "--no-dedup")
         _switch(self.independent, "--independent")
         _switch(self.progress, "--no-progress")

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from xalign._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from xalign.report._build import FORMATS, FigureSpec, ReportSummary, build_report
+    from xalign.report._build import FORMATS, ReportSummary, build_report
     from xalign.report._export import ExportResult, export_figures
     from xalign.report._figures import COLUMN_WIDTH_IN, figure_size_px, paper_style
+    from xalign.report._make_figures import FigureSpec
     from xalign.report._tables import Cell, Table, fmt_delta, fmt_value
     from xalign.results import (
         DEFAULT_METRICS,
@@ -39,7 +40,7 @@ _WHERE = {
     "DEFAULT_METRICS": "xalign.results",
     "ExportResult": "xalign.report._export",
     "FORMATS": "xalign.report._build",
-    "FigureSpec": "xalign.report._build",
+    "FigureSpec": "xalign.report._make_figures",
     "METRICS": "xalign.results",
     "MetricInfo": "xalign.results",
     "ReportSummary": "xalign.report._build",

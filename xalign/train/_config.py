@@ -131,9 +131,8 @@ class TrainConfig:
         check_choice("--ap-mask", self.ap_mask, AP_MASKS)
         check_choice("--head", self.head, HEADS)
         check_choice("--vocab", self.vocab, VOCABS)
-        bad = [t for t in self.ablate if t not in TERMS]
-        if bad:
-            raise ConfigError(f"--ablate {bad}: allowed terms are {', '.join(TERMS)}")
+        for t in self.ablate:
+            check_choice("--ablate", t, TERMS)
         if self.ablate and self.method != "pushpull":
             raise ConfigError(
                 f"--ablate applies to method pushpull, not {self.method!r} "
@@ -165,13 +164,15 @@ class TrainConfig:
         for name, value in (("eval-every", self.eval_every), ("monitor-every", self.monitor_every)):
             check_interval(f"--{name}", value, low=0, note=f"0 = {_ZERO[name]}")
         check_interval("--dev-holdout", self.dev_holdout, low=0)
-        if self.ap_layer < 1:
-            raise ConfigError(
-                f"--ap-layer {self.ap_layer}: attention layers are 1..L (block ℓ; the reference's "
-                "0-based ap_layer=5 is our 6)"
-            )
-        if self.lr <= 0 or (self.head_lr is not None and self.head_lr <= 0):
-            raise ConfigError("--lr and --head-lr must be positive")
+        check_interval(
+            "--ap-layer",
+            self.ap_layer,
+            low=1,
+            note="attention layers are 1..L, block ℓ; the reference's 0-based ap_layer=5 is our 6",
+        )
+        check_interval("--lr", self.lr, low=0, low_open=True)
+        if self.head_lr is not None:
+            check_interval("--head-lr", self.head_lr, low=0, low_open=True)
         check_interval("--warmup-ratio", self.warmup_ratio, low=0, high=1, high_open=True)
         check_interval("--warmup-steps", self.warmup_steps, low=0)
         if self.warmup_ratio and self.warmup_steps:
@@ -180,8 +181,8 @@ class TrainConfig:
         check_interval("--max-length", self.max_length, low=8)
         if self.dropout is not None:
             check_interval("--dropout", self.dropout, low=0, high=1, high_open=True)
-        if self.alpha < 0 or self.beta < 0:
-            raise ConfigError("--alpha and --beta must be >= 0")
+        check_interval("--alpha", self.alpha, low=0)
+        check_interval("--beta", self.beta, low=0)
 
     @property
     def terms(self) -> list[str]:
