@@ -63,17 +63,26 @@ def check_interval(
     Traceback (most recent call last):
     ...
     xalign.errors.ConfigError: --eval-every -1: must be >= 0 (0 = never)
+    >>> check_interval("--seed", 2**32, low=0, high=2**32 - 1)
+    Traceback (most recent call last):
+    ...
+    xalign.errors.ConfigError: --seed 4294967296: must be in [0, 4294967295]
     """
     v: Any = value
+
+    def fmt(bound: float) -> str:  # whole bounds exactly (4294967295, not 4.29497e+09)
+        return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
     too_low = low is not None and (v <= low if low_open else v < low)
     too_high = high is not None and (v >= high if high_open else v > high)
     if too_low or too_high:
         if low is not None and high is not None:
-            rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            rule = f"in {left}{fmt(low)}, {fmt(high)}{right}"
         elif low is not None:
-            rule = f"{'>' if low_open else '>='} {low:g}"
+            rule = f"{'>' if low_open else '>='} {fmt(low)}"
         else:
-            rule = f"{'<' if high_open else '<='} {high:g}"
+            rule = f"{'<' if high_open else '<='} {fmt(high)}"
         tail = f" ({note})" if note else ""
         raise ConfigError(f"{name} {value}: must be {rule}{tail}")
     return value

@@ -84,11 +84,9 @@ def _int_at_least(
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{flag} {value!r}: invalid int value")
-    check_interval(flag, value, low=minimum, note=note)
-    if maximum is not None and value > maximum:
-        # check_interval's style, with the bound written out: its :g would print 4.29497e+09
-        tail = f" ({note})" if note else ""
-        raise ConfigError(f"{flag} {value}: must be in [{minimum}, {maximum}]{tail}")
+    check_interval(flag, value, low=minimum, note=note)  # "must be >= 0" below the range
+    if maximum is not None:
+        check_interval(flag, value, low=minimum, high=maximum, note=note)
 
 
 #: Largest seed numpy and scikit-learn accept (``RandomState``: 0 .. 2**32 - 1).
