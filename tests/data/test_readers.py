@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -269,6 +270,24 @@ def test_pawsx_synthetic_dev(paws_dir: Path) -> None:
     assert r.loc["en:dev:1:s1", "label"] == "0"
     assert r.loc["de:dev:0:s1", "lang"] == "deu"
     assert r.loc["de:dev:0:s1", "lang_raw"] == "de"
+
+
+def test_pawsx_split_that_is_not_row_parallel_loads_without_groups_and_says_why(
+    paws_dir: Path,
+) -> None:
+    x = paws_dir / "xtreme"
+    (x / "dev-de.tsv").write_text("A b.\tB a.\t1\nC d.\tD c.\t0\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"PAWS-X dev files are not row-parallel \(pairs per "
+                      r"file: de 2, en 3\)"):  # fmt: skip
+        c = read_pawsx(paws_dir)
+    assert c.meta["parallel"] == {"dev": False} and c.rows["group"].isna().all()
+    # same length, but row 0's label differs: still not the same English pairs
+    (x / "dev-de.tsv").write_text("A b.\tB a.\t0\nC d.\tD c.\t0\nE f.\tF e.\t1\n")
+    with pytest.warns(UserWarning, match="labels disagree on the same row"):
+        read_pawsx(paws_dir)
+    with warnings.catch_warnings():  # one language: nothing to be parallel with, no warning
+        warnings.simplefilter("error")
+        assert read_pawsx(paws_dir, langs=["de"]).meta["parallel"] == {"dev": True}
 
 
 def test_pawsx_synthetic_test_takes_hf_labels(paws_dir: Path) -> None:

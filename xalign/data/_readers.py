@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -648,7 +649,7 @@ def read_pawsx(
     are grouped across languages by ``group = f"{split}:{i}:s1"`` (and ``:s2``), *i* being
     the 0-based pair index before dropping. This is checked per split (equal row counts,
     labels agreeing on every comparable row); a split that fails the check gets no groups
-    and ``meta["parallel"][split]`` is False. Ids are ``f"{lang_raw}:{split}:{i}:s1"``;
+    and ``meta["parallel"][split]`` is False, with a warning that says why. Ids are ``f"{lang_raw}:{split}:{i}:s1"``;
     ``label`` is the pair's label (``"0"``/``"1"``, None when the file has none). The same
     sentence may occur in several pairs (242 repeated ``sentence1`` in English dev).
 
@@ -663,6 +664,16 @@ def read_pawsx(
         One split (default ``dev``: labelled in every language), or None for all.
     """
     main, available, data, dropped, parallel, files = _pawsx_read(folder, langs, split)
+    for s, ok in parallel.items():
+        if not ok and len([k for k in data if k[0] == s]) > 1:
+            counts = ", ".join(f"{raw} {len(r)}" for (sp, raw), r in data.items() if sp == s)
+            same = len({len(r) for (sp, _), r in data.items() if sp == s}) == 1
+            why = "labels disagree on the same row" if same else f"pairs per file: {counts}"
+            warnings.warn(
+                f"{main}: PAWS-X {s} files are not row-parallel ({why}); its rows get no "
+                "translation groups, so retrieval and other parallel metrics cannot use them",
+                stacklevel=2,
+            )
     rows = _Rows()
     for (s, raw), recs in data.items():
         path = files[(s, raw)]
