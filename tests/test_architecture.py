@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HELPERS = frozenset({"__init__", "errors", "_io", "_validate", "_cli", "_lazy"})
 
 ROOMS = ("data", "models", "extract", "store", "metrics", "project", "train", "results",
-         "figures", "report", "dashboards")  # fmt: skip
+         "figures", "report", "neurons", "dashboards")  # fmt: skip
 
 #: Room → the rooms it may import (DESIGN.md). Helpers are always allowed.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -34,6 +34,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "metrics": frozenset({"store", "results", "data"}),
     "project": frozenset({"store"}),
     "train": frozenset({"models", "data", "extract", "results", "metrics"}),
+    # the ablation check re-extracts (extract, models) and measures (metrics)
+    "neurons": frozenset({"models", "data", "extract", "store", "metrics", "results"}),
     "figures": frozenset({"results", "data"}),
     "report": frozenset({"figures", "results", "store", "project", "metrics", "data"}),
     "dashboards": frozenset({"figures", "results", "project", "store", "data", "metrics"}),

@@ -228,6 +228,22 @@ METRIC_SOURCES: dict[str, MetricSource] = {
                                        _R01, "fraction (mean over languages)"),
     "dev_acc": MetricSource("train", "xalign.train.accuracy_rows", "zero-shot", _R01,
                             "fraction of dev examples"),
+    "neuron_activation_prob": MetricSource("neurons", "activation_probability", "neurons",
+                                           _R01, "probability"),
+    "neuron_lape_mean": MetricSource("neurons", "lape", "lape", "[0, ln G]", "nats"),
+    "neuron_specific_count": MetricSource("neurons", "select_language_specific",
+                                          "neuron-selection", "[0, F]", "neurons"),
+    "neuron_specific_share": MetricSource("neurons", "select_language_specific",
+                                          "neuron-selection", _R01,
+                                          "fraction of the layer's neurons"),
+    "neuron_shared_count": MetricSource("neurons", "shared_neurons", "neuron-selection",
+                                        "[0, F]", "neurons"),
+    "neuron_specific_jaccard": MetricSource("neurons", "specific_jaccard", "neuron-overlap",
+                                            _R01, "Jaccard index"),
+    "neuron_specific_change": MetricSource("neurons", "compare_selections", "neuron-overlap",
+                                           "[-F, F]", "neurons"),
+    "neuron_specific_stability": MetricSource("neurons", "compare_selections",
+                                              "neuron-overlap", _R01, "Jaccard index"),
 }  # fmt: skip
 
 

@@ -48,7 +48,7 @@ def test_every_entry_is_complete(name):
     info = METRICS[name]
     assert info.name == name and info.label and info.meaning and info.unit and info.citation
     assert info.group in ("retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores",
-                          "word_align", "attention", "train")  # fmt: skip
+                          "word_align", "attention", "train", "neurons")  # fmt: skip
     assert info.direction in ("higher", "lower", None)
     lo, hi = info.range
     assert lo is None or hi is None or lo < hi

@@ -135,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         "attention blocks A→B and B→A per layer (pair mode, for attention alignment)",
     )
     p.add_argument(
+        "--neurons",
+        action="store_true",
+        help="also collect feed-forward neuron statistics per layer x language x neuron "
+        "(tokens with activation > 0, sum, sum of squares, token count; content tokens only) "
+        "as neurons/<stat> arrays; no raw activations are kept",
+    )
+    p.add_argument(
+        "--ablate",
+        metavar="L:N,...",
+        help="set these feed-forward neurons (LAYER:NEURON, layer = block 1..L) to zero "
+        "during the forward; recorded in the manifest (see python -m xalign.neurons ablate)",
+    )
+    p.add_argument(
         "--engine",
         choices=ENGINES,
         help="'local' (this process) or 'ray' (encoder actors on a Ray cluster; the store is "

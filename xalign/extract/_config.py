@@ -32,6 +32,11 @@ class ExtractConfig:
     local one, ``"auto"`` joins a running one); ``workers`` encoder actors, each with
     ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs (default: 1 when the cluster has
     GPUs, else 0). The engine does not change the store: its arrays are the local run's.
+
+    ``neurons=True`` also collects feed-forward neuron statistics per block × language × neuron
+    (``neurons/<stat>``; see :mod:`xalign.extract._neurons`). ``ablate`` lists ``(layer,
+    neuron)`` pairs (layer = block 1..L) whose feed-forward activation is set to zero during the
+    forward (``"1:5,2:7"`` on the command line); it is recorded in the manifest exactly.
     """
 
     model: str = "e5-small"
@@ -62,8 +67,12 @@ class ExtractConfig:
     workers: int | None = None
     cpus_per_worker: float = 1.0
     gpus_per_worker: float | None = None
+    neurons: bool = False
+    ablate: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
+        if self.ablate is not None:
+            self.ablate = parse_ablate(self.ablate)
         if isinstance(self.pooling, str):
             self.pooling = [p.strip() for p in self.pooling.split(",") if p.strip()]
         if isinstance(self.pairs, str):
@@ -95,11 +104,50 @@ class ExtractConfig:
         check_interval("--cpus-per-worker", self.cpus_per_worker, low=0, low_open=True)
         if self.gpus_per_worker is not None:
             check_interval("--gpus-per-worker", self.gpus_per_worker, low=0)
+        if self.ablate and self.pairs:
+            raise ConfigError(
+                "--ablate applies to the main pass only; the --pairs pass would run the model "
+                "unablated: run them separately"
+            )
         if self.engine == "ray" and self.pairs:
             raise ConfigError("--pairs runs on the local engine only; drop --engine ray")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def parse_ablate(value: Any) -> list[list[int]]:
+    """``"1:5,2:7"`` or ``[[1, 5], [2, 7]]`` → sorted unique ``[[layer, neuron], ...]``.
+
+    >>> parse_ablate("2:7, 1:5,1:5")
+    [[1, 5], [2, 7]]
+    """
+    pairs: list[Any]
+    if isinstance(value, str):
+        pairs = [x.strip().split(":") for x in value.split(",") if x.strip()]
+    elif isinstance(value, list | tuple):
+        pairs = [list(x) if isinstance(x, list | tuple) else [x] for x in value]
+    else:
+        raise ConfigError(f"--ablate {value!r}: expected LAYER:NEURON pairs, e.g. 1:5,2:7")
+    out: set[tuple[int, int]] = set()
+    for pair in pairs:
+        try:
+            if len(pair) != 2 or any(isinstance(x, bool | float) for x in pair):
+                raise ValueError
+            layer, neuron = int(pair[0]), int(pair[1])
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"--ablate {pair!r}: expected LAYER:NEURON pairs of integers, e.g. 1:5,2:7"
+            ) from None
+        if layer < 1 or neuron < 0:
+            raise ConfigError(
+                f"--ablate layer {layer} neuron {neuron}: out of range; layers are blocks 1..L "
+                "(0, the embedding output, has no feed-forward block), neurons start at 0"
+            )
+        out.add((layer, neuron))
+    if not out:
+        raise ConfigError("--ablate: no LAYER:NEURON pair given")
+    return [list(x) for x in sorted(out)]
 
 
 def resolve_prefix(prefix: str | None, default_prefix: str) -> str:

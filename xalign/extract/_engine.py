@@ -88,7 +88,9 @@ class LocalEngine:
         bar = progress_bar(rows_todo, enabled=config.progress, desc=f"extract {encoder.facts.name}")
         for c in todo:
             a, b = plan.bounds(c)
-            chunk = compute_chunk(plan.spec, runner, plan.texts[a:b], on_rows=bar.update)
+            chunk = compute_chunk(
+                plan.spec, runner, plan.texts[a:b], on_rows=bar.update, langs=plan.chunk_langs(c)
+            )
             plan.write_chunk(c, chunk)
         bar.close()
         seconds = time.perf_counter() - t_compute

@@ -7,6 +7,7 @@ local engine, in encoder actors for the Ray engine); preparing and finishing a s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import torch
     from numpy.typing import NDArray
 
+    from xalign.extract._neurons import NeuronHooks
     from xalign.models import Encoder
 
 __all__ = [
@@ -156,6 +158,8 @@ class _Runner:
         keep_tokens: bool,
         attentions: str,
         autocast: bool,
+        neurons: bool = False,
+        ablate: list[tuple[int, int]] | None = None,
     ) -> None:
         import torch
 
@@ -172,6 +176,14 @@ class _Runner:
         pad = encoder.tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else 0
         self.backoffs = 0
+        self.hooks: NeuronHooks | None = None
+        if neurons or ablate:
+            from xalign.extract._neurons import NeuronHooks, check_ablation, ffn_size, find_ffn
+
+            blocks = find_ffn(encoder.model, encoder.facts.num_layers)
+            size = ffn_size(encoder.model)
+            zero = check_ablation(list(ablate or []), blocks, size)
+            self.hooks = NeuronHooks(blocks, size, collect=neurons, ablate=zero)
 
     def _inputs(self, rows: NDArray[np.int64]) -> tuple[Any, Any, Any]:
         torch = self.torch
@@ -201,14 +213,18 @@ class _Runner:
         want_attn = self.attentions != "none"
         from xalign.models import autocast_context
 
+        hooked: Any = contextlib.nullcontext()
+        if self.hooks is not None:
+            hooked = self.hooks.forward(rows, mask.bool() & ~special)
         with torch.inference_mode(), autocast_context(self.autocast):
-            out = model(
-                input_ids=ids,
-                attention_mask=mask,
-                output_hidden_states=True,
-                output_attentions=want_attn,
-                return_dict=True,
-            )
+            with hooked:
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    output_hidden_states=True,
+                    output_attentions=want_attn,
+                    return_dict=True,
+                )
             hs = torch.stack([out.hidden_states[layer] for layer in self.layers]).float()
             result: dict[str, Any] = {
                 p: pool(hs, mask, special, p).transpose(0, 1).cpu().numpy() for p in self.poolings
@@ -305,6 +321,10 @@ class ChunkSpec:
     prefix: str
     token_budget: int
     autocast: bool
+    #: collect feed-forward neuron statistics (``neurons/*`` of each chunk)
+    neurons: bool = False
+    #: ``(layer, neuron)`` pairs whose feed-forward activation is set to zero
+    ablate: list[tuple[int, int]] = field(default_factory=list)
 
     def runner(self, encoder: Encoder) -> _Runner:
         return _Runner(
@@ -315,6 +335,8 @@ class ChunkSpec:
             keep_tokens=self.keep_tokens,
             attentions=self.attentions,
             autocast=self.autocast,
+            neurons=self.neurons,
+            ablate=[(int(a), int(b)) for a, b in self.ablate],
         )
 
 
@@ -324,17 +346,26 @@ def compute_chunk(
     texts: Sequence[str],
     *,
     on_rows: Any = None,
+    langs: Sequence[int] | NDArray[np.int64] | None = None,
 ) -> dict[str, NDArray[Any]]:
     """Encode the rows of one store chunk; returns its float16 arrays, named as in the store.
 
     ``sentence/<pooling>`` ``[rows, layers, D]``; with tokens ``token/hidden`` ``[tokens, layers,
     D]``; with attentions ``attention/<mode>`` (flat ``n × n`` blocks per row). Batches are
     length-sorted within the chunk, so a chunk's bytes do not depend on where it is computed.
+    With ``spec.neurons`` also the chunk's neuron statistics (float64): ``neurons/langs [k]``
+    (the languages present, as indices into the store's language list; ``langs`` gives each
+    row's), ``neurons/active``, ``neurons/sum``, ``neurons/sumsq`` ``[L, k, F]`` and
+    ``neurons/tokens [k]`` (content tokens).
     """
     tok = tokenize_corpus(
         texts, runner.encoder.tokenizer, max_length=spec.max_length, prefix=spec.prefix
     )
     runner.tok = tok
+    if spec.neurons:
+        if langs is None or len(langs) != len(texts) or runner.hooks is None:
+            raise ConfigError("neuron statistics need the language index of every row of the chunk")
+        runner.hooks.begin_chunk(np.asarray(langs, dtype=np.int64))
     n_tokens = tok.n_tokens
     nL, D = len(spec.layers), spec.hidden_size
     local = {p: np.zeros((len(texts), nL, D), dtype=np.float32) for p in spec.poolings}
@@ -373,4 +404,6 @@ def compute_chunk(
         out["token/hidden"] = tok_buf
     if spec.attentions != "none":
         out[f"attention/{spec.attentions}"] = att_buf
+    if spec.neurons and runner.hooks is not None:
+        out.update(runner.hooks.chunk_arrays())
     return out

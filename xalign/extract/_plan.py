@@ -9,6 +9,7 @@ an engine computes the chunks (:func:`xalign.extract.compute_chunk`) and hands t
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from xalign.errors import ConfigError, StoreError
 from xalign.extract._config import ExtractConfig, resolve_prefix
 from xalign.extract._extract import ChunkSpec, ExtractSummary
+from xalign.extract._neurons import PARTIAL_DIR, NeuronAccumulator
 from xalign.extract._tokenize import tokenize_corpus
 
 if TYPE_CHECKING:
@@ -59,6 +61,17 @@ class ExtractPlan:
     tok_off: NDArray[np.int64]
     att_off: NDArray[np.int64]
     n_full: NDArray[np.int64]
+    #: neuron statistics still being accumulated (None: not asked for, or already final)
+    neurons: NeuronAccumulator | None = None
+    #: each row's index into the store's language list (the ``neurons/*`` language axis)
+    lang_index: NDArray[np.int64] | None = None
+
+    def chunk_langs(self, chunk: int) -> NDArray[np.int64] | None:
+        """The language index of every row of ``chunk`` (None without neuron statistics)."""
+        if self.lang_index is None:
+            return None
+        a, b = self.bounds(chunk)
+        return self.lang_index[a:b]
 
     @property
     def n_rows(self) -> int:
@@ -82,6 +95,10 @@ class ExtractPlan:
             "token": self.tok_off,
             "attention": self.att_off,
         }
+        stats = {k: v for k, v in arrays.items() if k.startswith("neurons/")}
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("neurons/")}
+        if self.spec.neurons and not stats:
+            raise StoreError(f"{self.writer.path}: chunk {chunk} holds no neuron statistics")
         if set(arrays) != set(self.arrays):
             raise StoreError(
                 f"{self.writer.path}: chunk {chunk} holds arrays {sorted(arrays)}, expected "
@@ -97,6 +114,8 @@ class ExtractPlan:
                     f"expected {(hi - lo, *target.shape[1:])} (rows {a}..{b - 1})"
                 )
             self.writer.write_rows(name, lo, data)  # checksums its chunk files
+        if self.neurons is not None:
+            self.neurons.add(chunk, stats)  # counted before the chunk is marked done
         self.writer.mark_done(chunk)
 
     def redo_damaged(self) -> None:
@@ -151,6 +170,7 @@ def prepare_extract(
     D = facts.hidden_size
     if autocast is None:
         autocast = bool(config.autocast and encoder.device.type == "cuda")
+    neurons_info, ablate = _neuron_facts(config, encoder, corpus)
     extraction = {
         "layers": layers,
         "attention_layers": attn_layers,
@@ -165,6 +185,10 @@ def prepare_extract(
         "token_budget": config.token_budget,
         "chunk_rows": chunk_rows,
     }
+    if neurons_info is not None:  # only when asked: stores without them keep their identity
+        extraction["neurons"] = neurons_info
+    if ablate:
+        extraction["ablate"] = ablate
     corpus_info = {
         "name": corpus.name,
         "source": corpus.source,
@@ -194,6 +218,8 @@ def prepare_extract(
         prefix=prefix,
         token_budget=config.token_budget,
         autocast=autocast,
+        neurons=neurons_info is not None,
+        ablate=[(a, b) for a, b in ablate],
     )
     texts = corpus.rows["text"].tolist()
     empty = np.zeros(0, np.int64)
@@ -201,6 +227,7 @@ def prepare_extract(
         config, corpus, writer, spec, texts, empty, chunk_rows, {}, empty, empty, empty
     )
     if writer.already_complete:
+        shutil.rmtree(writer.path / PARTIAL_DIR, ignore_errors=True)  # left by a kill at the end
         return plan
     # First pass keeps only lengths (the token table streams to disk), so memory does not grow
     # with the corpus; each chunk is tokenised again when it is computed.
@@ -254,6 +281,8 @@ def prepare_extract(
     plan.n_tokens, plan.n_full, plan.arrays = n_tokens, n_full, arrays
     plan.tok_off, plan.att_off = tok_off, att_off
     plan.redo_damaged()
+    if neurons_info is not None:
+        _prepare_neurons(plan, neurons_info)
     for line in writer.repairs:
         log.warning("%s", line)
     return plan
@@ -264,6 +293,8 @@ def finish_extract(
 ) -> tuple[Store, ExtractSummary]:
     from xalign.store import Store
 
+    if plan.neurons is not None:
+        _write_neurons(plan)
     counts = {
         "rows": plan.n_rows,
         "languages": {
@@ -282,8 +313,98 @@ def finish_extract(
             "engine": plan.config.engine,
         },
     )
+    if plan.neurons is not None:
+        plan.neurons.remove()
     store = Store.open(plan.config.out)
     return store, summarize_extract(store, seconds, rows_computed, plan.writer, backoffs)
+
+
+def _neuron_facts(
+    config: ExtractConfig, encoder: Encoder, corpus: Corpus
+) -> tuple[dict[str, Any] | None, list[list[int]]]:
+    """The manifest's ``extraction.neurons`` (None when not asked) and checked ``ablate``.
+
+    Finds every block's feed-forward activation before any work, so a model without one, or
+    an ablation naming a neuron out of range, fails in one line naming the layer and module.
+    """
+    if not config.neurons and not config.ablate:
+        return None, []
+    from xalign.extract._neurons import NEURON_STATS, check_ablation, ffn_size, find_ffn
+
+    model = encoder.model
+    blocks = find_ffn(model, encoder.facts.num_layers)
+    size = ffn_size(model)
+    pairs = [(int(a), int(b)) for a, b in config.ablate or []]
+    check_ablation(pairs, blocks, size)
+    if not config.neurons:
+        return None, [list(x) for x in pairs]
+    info = {
+        "layers": [b.layer for b in blocks],
+        "modules": [b.name for b in blocks],
+        "ffn_size": size,
+        "languages": list(corpus.languages),
+        "stats": list(NEURON_STATS),
+        "activation": "output of the feed-forward activation function (before any up-projection "
+        "product); active = activation > 0",
+        "tokens": "content tokens only: attention mask set, special and prefix tokens excluded",
+        "dtype": "float64",
+    }
+    return info, [list(x) for x in pairs]
+
+
+def _prepare_neurons(plan: ExtractPlan, info: dict[str, Any]) -> None:
+    """Resume the neuron accumulator so that every chunk is counted exactly once."""
+    writer = plan.writer
+    langs = info["languages"]
+    index = {lang: i for i, lang in enumerate(langs)}
+    plan.lang_index = np.asarray([index[x] for x in plan.corpus.rows["lang"]], dtype=np.int64)
+    folder = writer.path / PARTIAL_DIR
+    damaged = any(name.startswith("neurons/") for name in writer.damaged)
+    final = (writer.path / "arrays.zarr" / "neurons" / "active" / "zarr.json").is_file()
+    if final and not folder.is_dir() and not damaged and writer.done:
+        return  # a finished store being repaired: its statistics are intact and stay
+    acc = NeuronAccumulator(
+        writer.path,
+        L=len(info["layers"]),
+        G=len(langs),
+        F=int(info["ffn_size"]),
+        n_chunks=plan.n_chunks,
+    )
+    if damaged:
+        acc.reset()
+    missing = writer.done - acc.counted()
+    if missing:
+        # chunks whose statistics were lost (damaged or unreadable accumulator): the totals
+        # are sums over every chunk, so those chunks are computed again
+        log.warning(
+            "%s: neuron statistics of %d finished chunk(s) are missing: recomputing them",
+            writer.path,
+            len(missing),
+        )
+        writer.redo(missing)
+    acc.fold()
+    plan.neurons = acc
+
+
+def _write_neurons(plan: ExtractPlan) -> None:
+    """Turn the complete accumulator into the store's ``neurons/<stat>`` float64 arrays."""
+    acc = plan.neurons
+    assert acc is not None
+    acc.fold(flush=True)
+    if not acc.complete():
+        raise StoreError(
+            f"{plan.writer.path}: neuron statistics hold chunks 0..{acc.through} of "
+            f"{plan.n_chunks}; rerun the same command to resume"
+        )
+    L = acc.shape[0]
+    for stat, data in acc.acc.items():
+        plan.writer.ensure_array(
+            f"neurons/{stat}",
+            shape=data.shape,
+            chunks=(L, 1, data.shape[2]),
+            dtype="float64",
+            data=data,
+        )
 
 
 def _write_gold_links(corpus: Corpus, path: Path) -> None:

@@ -9,7 +9,8 @@ of which runs :func:`xalign.extract.compute_chunk` — the local engine's own co
 the chunk's arrays as a shard file (safetensors) under ``<store>/shards/``. The driver merges
 each finished shard into the store's zarr arrays, records the chunk as done and deletes the
 shard. Because a chunk is computed by the same code from the same rows in the same batches,
-the merged arrays equal a local run's.
+the merged arrays equal a local run's. With ``--neurons`` a shard also carries the chunk's
+neuron statistics; the driver folds them in chunk order (``xalign.extract._neurons``).
 
 Interrupting is safe at any point: shards are written under a temporary name and renamed; a
 rerun of the same command first merges the shards left behind, then computes only the chunks
@@ -133,12 +134,15 @@ class ChunkWorker:
         from xalign.extract import compute_chunk
 
         out: dict[str, list[Any]] = {"chunk": [], "rows": [], "seconds": [], "backoffs": []}
-        for chunk, start, stop, texts in zip(
-            batch["chunk"], batch["start"], batch["stop"], batch["texts"], strict=True
-        ):
+        for chunk, start, stop, texts, langs in zip(
+            batch["chunk"], batch["start"], batch["stop"], batch["texts"], batch["langs"],
+            strict=True,
+        ):  # fmt: skip
             t = time.perf_counter()
             before = self.runner.backoffs
-            arrays = compute_chunk(self.spec, self.runner, json.loads(str(texts)))
+            arrays = compute_chunk(
+                self.spec, self.runner, json.loads(str(texts)), langs=json.loads(str(langs))
+            )
             write_shard(shard_path(self.store, int(chunk)), int(chunk), (start, stop), arrays)
             out["chunk"].append(int(chunk))
             out["rows"].append(int(stop - start))
@@ -203,8 +207,13 @@ def _run_actors(
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+
+    def langs(c: int) -> str:
+        idx = plan.chunk_langs(c)
+        return json.dumps(None if idx is None else idx.tolist())
+
     items = [
-        {"chunk": c, "start": a, "stop": b, "texts": json.dumps(plan.texts[a:b])}
+        {"chunk": c, "start": a, "stop": b, "texts": json.dumps(plan.texts[a:b]), "langs": langs(c)}
         for c in todo
         for a, b in [plan.bounds(c)]
     ]

@@ -145,6 +145,23 @@ _ROWS: tuple[tuple[str, str, Direction, str], ...] = (
      "unweighted mean of the target languages' zero-shot test accuracies"),
     ("dev_acc", "Dev acc.", "higher",
      "accuracy on the training language's dev set (the checkpoint-selection score)"),
+    ("neuron_activation_prob", "Neuron act. prob.", None,
+     "mean probability that a feed-forward neuron fires (> 0) on a content token of `lang`"),
+    ("neuron_lape_mean", "Mean LAPE", None,
+     "mean language activation probability entropy of the layer's feed-forward neurons "
+     "(low = more language-specific)"),
+    ("neuron_specific_count", "Lang.-specific neurons", None,
+     "feed-forward neurons of the layer specific to `lang` (LAPE selection)"),
+    ("neuron_specific_share", "Lang.-specific share", None,
+     "share of the layer's feed-forward neurons specific to `lang` (LAPE selection)"),
+    ("neuron_shared_count", "Shared neurons", None,
+     "feed-forward neurons of the layer active above the threshold for (almost) every language"),
+    ("neuron_specific_jaccard", "Specific-neuron overlap", None,
+     "Jaccard overlap of the neurons specific to `lang` and to `lang2` in the layer"),
+    ("neuron_specific_change", "Change in specific neurons", None,
+     "language-specific neurons of `lang` in this checkpoint minus those in the other"),
+    ("neuron_specific_stability", "Specific-set stability", None,
+     "Jaccard overlap of `lang`'s specific neurons in this checkpoint and in the other"),
 )  # fmt: skip
 
 _UNIT = (0.0, 1.0)
@@ -165,6 +182,9 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "attention_pattern_corr": _COS, "attention_pattern_cos": _COS, "attention_entropy": _POS,
     "attention_mse": _POS, "attention_js": _POS, "zero_shot_acc": _UNIT,
     "zero_shot_acc_pooled": _UNIT, "zero_shot_acc_mean": _UNIT, "dev_acc": _UNIT,
+    "neuron_activation_prob": _UNIT, "neuron_lape_mean": _POS, "neuron_specific_count": _POS,
+    "neuron_specific_share": _UNIT, "neuron_shared_count": _POS,
+    "neuron_specific_jaccard": _UNIT, "neuron_specific_stability": _UNIT,
 }  # fmt: skip
 
 _RETR = "Artetxe & Schwenk 2019 (TACL); Hu et al. 2020, XTREME (ICML)"
@@ -177,6 +197,9 @@ _CKA = "Kornblith, Norouzi, Lee & Hinton 2019 (ICML)"
 _SIMALIGN = "Jalili Sabet et al. 2020, SimAlign (Findings of EMNLP); Och & Ney 2003"
 _ATTN = "Garg, Peitz, Nallasamy & Paulik 2019 (EMNLP); Och & Ney 2003"
 _AGREE = "xalign-defined (attention along the word alignment)"
+_LAPE = "Tang et al. 2024, Language-Specific Neurons (ACL)"
+_LAPE = "Tang et al. 2024, Language-Specific Neurons (ACL)"
+_NEURONS = _LAPE + "; Kojima et al. 2024 (NAACL)"
 _ZS = "Hu et al. 2020, XTREME (ICML); Ding et al. 2022 (COLING)"
 
 #: ``name: (group, unit, citation)`` of every metric of :data:`_ROWS`.
@@ -224,6 +247,16 @@ _FACTS: dict[str, tuple[str, str, str]] = {
     "zero_shot_acc_pooled": ("train", "fraction of test examples", _ZS),
     "zero_shot_acc_mean": ("train", "fraction (mean over languages)", _ZS),
     "dev_acc": ("train", "fraction of dev examples", _ZS),
+    "neuron_activation_prob": ("neurons", "probability", _LAPE),
+    "neuron_lape_mean": ("neurons", "nats", _LAPE),
+    "neuron_specific_count": ("neurons", "neurons", _LAPE),
+    "neuron_specific_share": ("neurons", "fraction of the layer's neurons", _LAPE),
+    "neuron_shared_count": ("neurons", "neurons",
+                            "xalign-defined; after " + _LAPE + "; Kojima et al. 2024 (NAACL)"),
+    "neuron_specific_jaccard": ("neurons", "Jaccard index", _LAPE + "; Jaccard 1901"),
+    "neuron_specific_change": ("neurons", "neurons", "xalign-defined; sets of " + _LAPE),
+    "neuron_specific_stability": ("neurons", "Jaccard index",
+                                  "xalign-defined; sets of " + _LAPE),
 }  # fmt: skip
 
 #: Every metric the catalogue knows, by name (every metric ``python -m xalign.metrics`` writes).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xalign.store._integrity import VerifyReport, verify_store
 from xalign.store._layers import parse_layers
+from xalign.store._neurons import NeuronStats
 from xalign.store._pairs import _CHUNK as PAIR_CHUNK_ELEMENTS
 from xalign.store._pairs import _CHUNK_PAIRS as PAIR_CHUNK_PAIRS
 from xalign.store._pairs import (
@@ -29,6 +30,7 @@ __all__ = [
     "PAIRS_FORMAT_VERSION",
     "PAIR_CHUNK_ELEMENTS",
     "PAIR_CHUNK_PAIRS",
+    "NeuronStats",
     "PairAttention",
     "Store",
     "StoreWriter",

@@ -66,7 +66,10 @@ REMEDY = (
     "(`python -m xalign.extract --verify STORE` lists every problem)"
 )
 _BYTES_CODEC = [{"name": "bytes", "configuration": {"endian": "little"}}]
-_DTYPES = {"float16": "<f2", "float32": "<f4", "int64": "<i8"}
+_DTYPES = {"float16": "<f2", "float32": "<f4", "float64": "<f8", "int64": "<i8"}
+#: Feed-forward neuron statistics (``extraction.neurons``): ``[L, languages, F]`` float64,
+#: ``tokens`` ``[L, languages, 1]`` (broadcasts against the others).
+NEURON_STATS = ("active", "sum", "sumsq", "tokens")
 
 
 def crc(data: bytes) -> int:
@@ -140,6 +143,8 @@ class ArrayMeta:
         lo = coords[0] * self.chunks[0]
         hi = min(self.shape[0], lo + self.chunks[0]) - 1
         what = f"elements {lo}..{hi}"
+        if self.name.startswith("neurons/"):
+            return f"all layers, language index {coords[1]}" if len(coords) > 1 else "all"
         if self.name.startswith("sentence/"):
             what = f"rows {lo}..{hi}"
         elif self.name.startswith("token/hidden"):
@@ -210,6 +215,13 @@ def expected_arrays(manifest: dict[str, Any]) -> dict[str, tuple[str, tuple[int 
             shape = (None, na, int(enc["num_heads"]))
         out[f"attention/{mode}"] = ("float16", shape)
         out["attention/offsets"] = ("int64", (n + 1,))
+    neurons = ext.get("neurons")
+    if isinstance(neurons, dict):
+        nlay = len(neurons.get("layers", []))
+        g = len(neurons.get("languages", []))
+        f = int(neurons.get("ffn_size", 0))
+        for stat in NEURON_STATS:
+            out[f"neurons/{stat}"] = ("float64", (nlay, g, 1 if stat == "tokens" else f))
     return out
 
 

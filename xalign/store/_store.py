@@ -13,6 +13,8 @@ Layout (see DESIGN.md)::
         sentence/<pooling>   [N, n_layers, D]  chunks (chunk_rows, 1, D)
         token/hidden         [T, n_layers, D]  chunks (token_chunk, 1, D), rows by token/offsets
         attention/<mode>     [A, n_attn_layers(, H)] flat T_r×T_r blocks, by attention/offsets
+        neurons/<stat>       [L, languages, F] float64 feed-forward statistics (--neurons:
+                             active, sum, sumsq; tokens [L, languages, 1]), one chunk per language
     projections/       cached 2-D coordinates (written by ``xalign.project``)
 
 Every reader checks what it trusts: :meth:`Store.open` checks the manifest, the integrity
@@ -45,6 +47,7 @@ from xalign.errors import ConfigError, StoreError, StoreMismatchError
 from xalign.store._integrity import (
     INTEGRITY,
     INTEGRITY_FORMAT,
+    NEURON_STATS,
     REMEDY,
     TABLES,
     ArrayMeta,
@@ -635,6 +638,51 @@ class Store:
 
     def nbytes_on_disk(self) -> int:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    # ------------------------------------------------------------------ neuron statistics
+    @property
+    def has_neurons(self) -> bool:
+        """True when the store holds feed-forward neuron statistics (``--neurons``)."""
+        return isinstance(self.manifest["extraction"].get("neurons"), dict)
+
+    @property
+    def ablated(self) -> list[list[int]]:
+        """``[layer, neuron]`` pairs zeroed while extracting (``--ablate``; empty if none)."""
+        return [list(map(int, x)) for x in self.manifest["extraction"].get("ablate", [])]
+
+    def neurons(self) -> Any:
+        """The feed-forward neuron statistics as :class:`~xalign.store.NeuronStats`.
+
+        Arrays ``[L, languages, F]`` float64 (``tokens``: ``[L, languages, 1]``), every chunk
+        checked against its CRC-32. Raises :class:`ConfigError` when the store has none.
+        """
+        from xalign.store._neurons import NeuronStats
+
+        info = self.manifest["extraction"].get("neurons")
+        if not isinstance(info, dict):
+            raise ConfigError(
+                f"store {self.path} has no neuron statistics; re-extract with --neurons"
+            )
+        arrays = {}
+        for stat in NEURON_STATS:
+            meta = self._meta(f"neurons/{stat}")
+            out = np.empty(meta.shape, dtype=np.float64)
+            for coords in meta.coords():
+                sl = tuple(
+                    slice(c * k, min((c + 1) * k, s))
+                    for c, k, s in zip(coords, meta.chunks, meta.shape, strict=True)
+                )
+                chunk = self._chunk(meta, coords)
+                out[sl] = chunk[tuple(slice(0, x.stop - x.start) for x in sl)]
+            arrays[stat] = out
+        return NeuronStats(
+            **arrays,
+            languages=[str(x) for x in info["languages"]],
+            layers=[int(x) for x in info["layers"]],
+            modules=[str(x) for x in info.get("modules", [])],
+            ablated=self.ablated,
+            label=self.label,
+        )
 
 
 class StoreWriter:
