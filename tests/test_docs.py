@@ -74,7 +74,7 @@ def test_every_public_metric_function_is_documented(gen, pages):
 
 
 def test_every_command_has_a_page(pages):
-    for cmd in ("extract", "metrics", "project", "report", "train", "dashboard", "demo"):
+    for cmd in ("extract", "metrics", "project", "report", "train", "neurons", "dashboard", "demo"):
         page = pages[f"commands/{cmd}.md"]
         assert "## `--help`" in page and "usage:" in page
 

@@ -17,6 +17,7 @@ VERBS = {
     "project": "stores → cached 2-D projections (PCA, UMAP, t-SNE) for the dashboard",
     "report": "results + stores → LaTeX/Markdown/HTML tables and PDF/SVG/PNG figures",
     "train": "push/pull (and baseline) fine-tuning on English labels, zero-shot evaluation",
+    "neurons": "language-specific feed-forward neurons of a store (--neurons), ablation check",
     "demo": "the default pipeline on the bundled model and sample (what `make demo` runs)",
 }
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="runs/demo", help="output folder")
     d.add_argument("--model", default="e5-small", help="model name or folder")
     d.add_argument("--no-progress", dest="progress", action="store_false")
-    for verb in ("extract", "metrics", "project", "report", "train"):
+    for verb in ("extract", "metrics", "project", "report", "train", "neurons"):
         sub.add_parser(verb, help=VERBS[verb], add_help=False)
     args, rest = p.parse_known_args(argv)
     if args.verb is None:

@@ -48,6 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("project", "xalign.project.__main__"),
     Command("report", "xalign.report.__main__"),
     Command("train", "xalign.train.__main__"),
+    Command("neurons", "xalign.neurons.__main__"),
     Command("dashboard", "dashboards.__main__"),
 )
 
@@ -398,6 +399,7 @@ ROOMS: tuple[tuple[str, str], ...] = (
     ("figures", "Plotly figures shared by the report and the dashboard"),
     ("report", "Reports: tables, figures, provenance"),
     ("train", "Push/pull and baseline fine-tuning, zero-shot evaluation"),
+    ("neurons", "Language-specific feed-forward neurons: summary and ablation"),
     ("scale", "The Ray engine"),
 )
 
