@@ -82,6 +82,7 @@ def check_interval(
         elif low is not None:
             rule = f"{'>' if low_open else '>='} {fmt(low)}"
         else:
+            assert high is not None  # too_high
             rule = f"{'<' if high_open else '<='} {fmt(high)}"
         tail = f" ({note})" if note else ""
         raise ConfigError(f"{name} {value}: must be {rule}{tail}")

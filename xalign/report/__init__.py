@@ -7,6 +7,24 @@ writes ``report.md``, a self-contained ``report.html``, ``tables/*.tex`` (bookta
 Figures are the dashboard's own (:mod:`xalign.figures`) restyled for print; static
 export uses one kaleido browser for all of them. Needs plotly (and kaleido + Chrome/Chromium
 for PDF/SVG/PNG): ``pip install 'xalign[export]'``.
+
+**Language-specific neurons.** When the results table holds rows of the ``neurons`` metrics
+group (stores extracted with ``--neurons``; the LAPE selection of Tang et al. 2024, see
+docs/metrics.md#neurons), the report adds a section of its own, after the alignment tables and
+figures: the table ``neurons_by_layer`` (languages × layers = feed-forward blocks 1..L, cells
+``neuron_specific_count``, a Total column, and a Shared row of ``neuron_shared_count``; one
+block of rows per checkpoint; the caption states the rates ``top_rate``, ``filter_rate``,
+``bar_rate`` and the note each checkpoint's thresholds ``filter_value``, ``bar_value``), the
+language × layer heatmap of specific neurons per checkpoint (``neurons-CKPT``), the Jaccard
+overlap of the languages' sets at the layer with the most specific neurons
+(``neuron-overlap-CKPT-LAYER``, ``neuron_specific_jaccard``) and, with two checkpoints compared
+(``compare``), the change in counts (``neuron-difference``) and the stability of the sets
+(``neuron-stability-BEFORE-AFTER``, ``neuron_specific_stability`` rows of the after checkpoint
+whose ``other_checkpoint`` is the before one). Neuron metrics are never among the metrics a
+report picks by default; ``--metrics`` naming some of the four above shows only their views,
+and naming another (``neuron_lape_mean``, ``neuron_activation_prob``...) draws it like any
+metric. ``--protocol top_rate=0.02`` picks a selection where the table holds several. A table
+without neuron rows gives the same report as before.
 """
 
 from __future__ import annotations

@@ -28,6 +28,12 @@ examples:
   python -m xalign.report r.parquet --out reports/x --metrics retrieval_acc_mean,lid_accuracy \\
       --layers 0-12 --langs deu,fra --compare before,after --format latex,md
 
+Language-specific neurons (rows of the metrics group neurons, from stores extracted with
+--neurons) get a section of their own whenever the results table has them: a table by
+language and layer with the shared neurons, heatmaps, the overlap between languages and,
+with two checkpoints, the before/after change; --metrics naming neuron_specific_count,
+neuron_shared_count, neuron_specific_jaccard or neuron_specific_stability limits the
+section to their views.
 Cluster figures need cached projections (python -m xalign.project STORES --methods pca);
 the attention example needs a store extracted with --tokens --attentions head-mean.
 PDF/SVG/PNG need Chrome or Chromium (apt-get install chromium, or plotly_get_chrome);

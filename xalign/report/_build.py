@@ -2,7 +2,8 @@
 
 The steps have their own modules: the plan of what the report shows (``_plan``), its tables
 (``_make_tables``, rendered by ``_tables``) and figures (``_make_figures``, styled by
-``_figures``, exported by ``_export``), the report folder (``_output``), the files written
+``_figures``, exported by ``_export``), the language-specific neuron section (``_neurons``),
+the report folder (``_output``), the files written
 (``_documents``) and ``provenance.json`` (``_provenance``).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class ReportSummary:
     static: bool
     static_message: str | None
     notes: list[str]
+    neuron_metrics: list[str] = field(default_factory=list)
 
     @property
     def report_md(self) -> Path | None:
@@ -60,6 +62,7 @@ class ReportSummary:
         lines = [
             f"report     {self.out}",
             f"metrics    {', '.join(self.metrics)}",
+            *([f"neurons    {', '.join(self.neuron_metrics)}"] if self.neuron_metrics else []),
             f"checkpoints {', '.join(self.checkpoints)}"
             + (f"  (compared: {self.compare[0]} → {self.compare[1]})" if self.compare else ""),
             f"layers     {layer_ranges(self.layers)}  "
@@ -212,6 +215,7 @@ def build_report(
         static=static,
         static_message=static_msg,
         notes=notes,
+        neuron_metrics=list(plan.neurons),
     )
 
 

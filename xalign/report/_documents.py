@@ -150,11 +150,17 @@ def _intro_lines(plan: Plan, stores: dict[str, Store]) -> list[str]:
         )
         + ".",
         f"Metrics: {', '.join(f'{metric_info(m).label} (`{m}`)' for m in plan.metrics)}. "
-        f"Layers {layer_ranges(plan.layers)}; focus layers {', '.join(map(str, plan.focus))}.",
+        f"Layers {layer_ranges(plan.layers)}; focus layers {', '.join(map(str, plan.focus))}."
+        if plan.metrics
+        else f"Layers {layer_ranges(plan.layers)}.",
         "Protocol choices applied where a metric has several: "
         + ", ".join(f"{k}={protocol_value_text(json.loads(v))}" for k, v in plan.choices.items())
         + " (other variants are in the results table).",
     ]
+    if plan.neurons:
+        shown = ", ".join(f"{metric_info(m).label} (`{m}`)" for m in plan.neurons)
+        lines.insert(2, "Language-specific feed-forward neurons (Tang et al. 2024, LAPE selection; "
+                     f"layer ℓ = feed-forward block ℓ): {shown}.")  # fmt: skip
     if plan.langs:
         lines.append(f"Languages: {', '.join(lang_label(x) for x in plan.langs)}.")
     return lines

@@ -1,5 +1,6 @@
 """The figures of a report, built from its plan and stores: metric curves, per-language curves,
-language heatmaps, before/after differences, cluster projections, an attention example."""
+language heatmaps, before/after differences, cluster projections, an attention example,
+language-specific neurons."""
 
 from __future__ import annotations
 
@@ -291,4 +292,9 @@ def figure_specs(
                 f"(columns), checkpoint {c}; circles: the IterMax word alignment (SimAlign, "
                 "max 2 rounds, α = 0.9) computed on (cos + 1)/2.",
             )
+    # 7. language-specific neurons: by language and layer, overlap, before/after
+    if plan.neurons:
+        from xalign.report._neurons import neuron_figures
+
+        neuron_figures(plan, F, add, notes)
     return specs

@@ -1,5 +1,5 @@
 """The tables of a report, built from its plan: metrics by layer, before/after, retrieval by
-language (rendered by :mod:`xalign.report._tables`)."""
+language, language-specific neurons (rendered by :mod:`xalign.report._tables`)."""
 
 from __future__ import annotations
 
@@ -333,7 +333,9 @@ def table_before_after(plan: Plan) -> Table | None:
 
 def report_tables(plan: Plan) -> list[Table]:
     """Every table of the report, in order: metrics by layer (one per checkpoint), before/after,
-    retrieval by language (one per focus layer)."""
+    retrieval by language (one per focus layer), language-specific neurons by layer."""
+    from xalign.report._neurons import neuron_tables
+
     tables: list[Table] = []
     used: set[str] = set()
     for c in plan.checkpoints:
@@ -348,4 +350,5 @@ def report_tables(plan: Plan) -> list[Table]:
         t = table_retrieval_by_language(plan, layer)
         if t is not None:
             tables.append(t)
+    tables += neuron_tables(plan)
     return tables

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xalign.errors import ConfigError
+from xalign.report._neurons import NEURON_METRICS
 from xalign.report._text import layer_ranges, where_text
 from xalign.results import (
     DEFAULT_METRICS,
+    METRICS,
     Selection,
     filter_languages,
     layer_means,
@@ -31,11 +33,27 @@ from xalign.results import (
     select_rows,
 )
 
-__all__ = ["DEFAULT_PROTOCOL", "Plan", "as_list", "best_layers", "make_plan"]
+__all__ = ["DEFAULT_PROTOCOL", "NEURON_GROUP", "Plan", "as_list", "best_layers", "is_neuron_metric",
+           "make_plan"]  # fmt: skip
 
 #: Protocol choices a report uses unless told otherwise (JSON text, as in ``parse_choice``):
 #: raw (uncentred) vectors and plain cosine retrieval, the most common published setting.
 DEFAULT_PROTOCOL: dict[str, str] = {"centered": "false", "scoring": '"cosine"'}
+
+#: The metrics group of language-specific feed-forward neurons. Its metrics are never among the
+#: metrics a report picks by default; those of :data:`NEURON_METRICS` make a section of their own
+#: (:mod:`xalign.report._neurons`), shown whenever the results table has their rows.
+NEURON_GROUP = "neurons"
+
+
+def is_neuron_metric(m: str) -> bool:
+    """Whether ``m`` is a metric of the ``neurons`` group.
+
+    >>> is_neuron_metric("neuron_specific_count"), is_neuron_metric("retrieval_acc_mean")
+    (True, False)
+    """
+    info = METRICS.get(m)
+    return info is not None and info.group == NEURON_GROUP
 
 
 def as_list(v: Any) -> list[str] | None:
@@ -82,7 +100,11 @@ def _parse_layers(v: Any, available: Sequence[int], what: str) -> list[int] | No
 @dataclass
 class Plan:
     """What a report shows: the filtered rows, per metric its rows under the chosen protocol
-    (``data``, ``sel``) and their per-layer values (``means``), and the report's choices."""
+    (``data``, ``sel``) and their per-layer values (``means``), and the report's choices.
+
+    ``neurons`` holds the rows of the language-specific neuron metrics of the neuron section
+    (:data:`~xalign.report._neurons.NEURON_METRICS`), each under the chosen protocol; they are
+    not in ``metrics``."""
 
     df: pd.DataFrame
     where: str
@@ -100,6 +122,7 @@ class Plan:
     notes: list[str]
     total_rows: int
     origin: str = ""
+    neurons: dict[str, Selection] = field(default_factory=dict)
 
     def store_checkpoints(self) -> list[tuple[str, str]]:
         """(store path, checkpoint) of the checkpoints shown, as the results table orders them."""
@@ -167,41 +190,36 @@ def make_plan(
                 f"--metrics {bad}: not in {where} (metrics there: "
                 f"{', '.join(sorted(present_metrics))})"
             )
+        neuron_metrics = [m for m in NEURON_METRICS if m in wanted]
     else:
         wanted = [m for m in DEFAULT_METRICS if m in present_metrics]
         if not wanted:
-            wanted = sorted(present_metrics)[:8]
+            wanted = sorted(m for m in present_metrics if not is_neuron_metric(m))[:8]
+        neuron_metrics = [m for m in NEURON_METRICS if m in present_metrics]
     asked = parse_choice(protocol)
-    _check_choices(df, wanted, asked)
+    _check_choices(df, list(dict.fromkeys([*wanted, *neuron_metrics])), asked)
     choices = {**DEFAULT_PROTOCOL, **asked}
     data: dict[str, pd.DataFrame] = {}
     means: dict[str, pd.DataFrame] = {}
     sels: dict[str, Selection] = {}
     for m in wanted:
-        sel = select_rows(df, m, choices)
-        for key, value in asked.items():
-            want = protocol_value_text(json.loads(value))
-            if key in sel.applied and sel.applied[key] != want:
-                notes.append(
-                    f"{m}: has no rows with {key}={want}; shown with {key}={sel.applied[key]}"
-                )
-        if sel.rows.empty:
-            why = (
-                f"all {len(sel.nonfinite)} rows under the chosen protocol are NaN"
-                if len(sel.nonfinite)
-                else "no rows under the chosen protocol"
-            )
-            notes.append(f"{m}: {why}; left out")
+        if m in NEURON_METRICS:
             continue
-        outside = _outside_range(sel.rows, metric_range(m))
-        if outside:
-            notes.append(f"{m}: {outside}; check the results table")
+        sel = _select(df, m, choices, asked, notes)
+        if sel is None:
+            continue
         data[m], sels[m] = sel.rows, sel
         means[m] = layer_means(sel.rows, metric_range(m))
-    if not data:
+    neurons: dict[str, Selection] = {}
+    for m in neuron_metrics:
+        sel = _select(df, m, choices, asked, notes)
+        if sel is not None:
+            neurons[m] = sel
+    if not data and not neurons:
         raise ConfigError(f"none of the metrics {wanted} has values in {where}")
-    used_layers = sorted({int(x) for d in data.values() for x in d["layer"]})
-    ckpts = [c for c in ckpts if any((d["checkpoint"] == c).any() for d in data.values())]
+    shown = [*data.values(), *(s.rows for s in neurons.values())]
+    used_layers = sorted({int(x) for d in shown for x in d["layer"]})
+    ckpts = [c for c in ckpts if any((d["checkpoint"] == c).any() for d in shown)]
     # before/after pair
     pair = as_list(compare)
     if pair:
@@ -227,7 +245,30 @@ def make_plan(
                     focus = sorted({best[0], used_layers[-1]})
                 break
     return Plan(df, where, list(data), data, means, sels, ckpts, used_layers, focus, cmp,
-                 choices, lang_list, decimals, notes, total_rows)  # fmt: skip
+                choices, lang_list, decimals, notes, total_rows, neurons=neurons)  # fmt: skip
+
+
+def _select(
+    df: pd.DataFrame, m: str, choices: dict[str, str], asked: dict[str, str], notes: list[str]
+) -> Selection | None:
+    """The rows of ``m`` under the chosen protocol, or None (with a note) when it has none."""
+    sel = select_rows(df, m, choices)
+    for key, value in asked.items():
+        want = protocol_value_text(json.loads(value))
+        if key in sel.applied and sel.applied[key] != want:
+            notes.append(f"{m}: has no rows with {key}={want}; shown with {key}={sel.applied[key]}")
+    if sel.rows.empty:
+        why = (
+            f"all {len(sel.nonfinite)} rows under the chosen protocol are NaN"
+            if len(sel.nonfinite)
+            else "no rows under the chosen protocol"
+        )
+        notes.append(f"{m}: {why}; left out")
+        return None
+    outside = _outside_range(sel.rows, metric_range(m))
+    if outside:
+        notes.append(f"{m}: {outside}; check the results table")
+    return sel
 
 
 def _check_choices(df: pd.DataFrame, metrics: Sequence[str], asked: dict[str, str]) -> None:

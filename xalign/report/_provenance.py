@@ -62,6 +62,7 @@ def write_provenance(
         },
         "report": {
             "metrics": plan.metrics,
+            **({"neuron_metrics": list(plan.neurons)} if plan.neurons else {}),
             "checkpoints": plan.checkpoints,
             "layers": plan.layers,
             "focus_layers": plan.focus,
