@@ -386,3 +386,22 @@ def test_layer_language_heatmap_cells_blanks_and_one_checkpoint():
     assert list(only.y) == ["eng", "deu"]
     with pytest.raises(ConfigError, match="2 checkpoints"):
         fig_layer_language(pd.concat([d, d.assign(checkpoint="after")]), metric="m")
+
+
+def test_difference_of_counts_is_written_whole():
+    d = pd.DataFrame(
+        {
+            "checkpoint": ["a", "a", "b", "b"],
+            "metric": "neuron_specific_count",
+            "layer": [1, 1, 1, 1],
+            "lang": ["deu", "eng", "deu", "eng"],
+            "lang2": None,
+            "value": [3.0, 4.0, 5.0, 7.0],
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+        }
+    )
+    h = F.fig_difference(d, metric="neuron_specific_count", before="a", after="b").data[0]
+    assert [list(r) for r in h.text] == [["+2.500"], ["+2"], ["+3"]]  # mean row, deu, eng
+    frac = F.fig_difference(d.assign(value=d["value"] / 8), metric="m", before="a", after="b")
+    assert list(frac.data[0].text[1]) == ["+0.250"]

@@ -185,6 +185,11 @@ def fig_language_heatmap(
     return fig
 
 
+def _signed(v: float, whole: bool) -> str:
+    """``+3`` for a whole difference of counts, else ``+0.125``."""
+    return f"{v:+.0f}" if whole and v == round(v) else f"{v:+.3f}"
+
+
 def fig_difference(
     d: pd.DataFrame,
     *,
@@ -217,12 +222,15 @@ def fig_difference(
     Z = np.vstack([mean.to_numpy(), table.to_numpy()])
     ylab = ["mean", *order]
     lim = float(np.nanmax(np.abs(Z))) or 1.0
+    # counts (language-specific neurons) stay whole, +3 not +3.000 (a fractional mean keeps
+    # its decimals)
+    whole = bool(np.all(np.isnan(Z[1:]) | (np.round(Z[1:]) == Z[1:])))
     fig = go.Figure(
         go.Heatmap(
             z=Z.tolist(),
             x=[int(c) for c in table.columns],
             y=ylab,
-            text=[[f"{v:+.3f}" for v in row] for row in Z],
+            text=[[_signed(v, whole) for v in row] for row in Z],
             texttemplate="%{text}",
             colorscale="RdBu",
             zmid=0.0,

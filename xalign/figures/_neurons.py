@@ -25,6 +25,8 @@ def fig_layer_language(
     height: int | None = None,
     direction: Direction = None,
     colorscale: str = "Viridis",
+    zmin: float | None = None,
+    zmax: float | None = None,
 ) -> go.Figure:
     """Language (rows) × layer (columns) values of a per-language metric, one checkpoint.
 
@@ -33,7 +35,8 @@ def fig_layer_language(
     feed-forward neurons are specific to each language). Languages keep the table's order
     (or ``langs``'); a missing (language, layer) cell is blank, never 0. Whole-number
     metrics are written as integers in the cells. ``direction`` (which value is better
-    aligned), when given, is said under the colour bar's title.
+    aligned), when given, is said under the colour bar's title; ``zmin``/``zmax`` fix the
+    colour range (for example 0–1 for a Jaccard index).
     """
     d = d[d["lang"].notna() & d["lang2"].isna()] if "lang2" in d else d[d["lang"].notna()]
     if langs is not None:
@@ -59,6 +62,8 @@ def fig_layer_language(
             text=text,
             texttemplate="%{text}",
             colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
             colorbar={"title": {"text": _with_direction(metric, direction)}},
             hovertemplate="%{y}, layer %{x}: %{z}<extra></extra>",
             hoverongaps=False,
