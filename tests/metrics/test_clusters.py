@@ -333,3 +333,40 @@ def test_cluster_metrics_single_variant_without_groups(multi):
         "seed": 2,
         "stratified": True,
     }
+
+
+# ------------------------------------------------------------------ closed-form cosine silhouette
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cosine_silhouette_from_cluster_sums_equals_sklearn(dtype):
+    from xalign.metrics._clusters import _silhouette_samples
+
+    rng = np.random.default_rng(11)
+    X = (rng.normal(size=(90, 6)) + rng.normal(size=(1, 6))).astype(dtype)
+    X[7] = 0.0  # an all-zero row: distance 1 to every other row
+    X[8] = X[9]  # duplicate rows: distance 0
+    for labels in (
+        rng.choice(["a", "b", "c"], size=90).astype(object),  # few large clusters
+        np.array(
+            [f"g{i // 2}" for i in range(89)] + ["single"], dtype=object
+        ),  # many + a singleton
+    ):
+        ref = silhouette_samples(X.astype(np.float64), labels.astype(str), metric="cosine")
+        got = _silhouette_samples(X, labels, metric="cosine")
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+        assert got[-1] == 0.0 or labels[-1] != "single"  # a one-row cluster has s = 0
+
+
+def test_cosine_silhouette_blocks_do_not_change_values(monkeypatch):
+    import xalign.metrics._clusters as clu
+
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(50, 4))
+    labels = rng.choice(["x", "y"], size=50).astype(object)
+    whole = clu._silhouette_samples(X, labels, metric="cosine")
+    monkeypatch.setattr(clu, "_SIL_BLOCK_BYTES", 8 * 2 * 7)  # 7 rows per block
+    blocked = clu._silhouette_samples(X, labels, metric="cosine")
+    np.testing.assert_allclose(blocked, whole, rtol=1e-13)
+    with pytest.raises(DataError, match="2 to n_samples - 1 labels"):
+        clu._silhouette_samples(X[:3], np.array(["a", "b", "c"], dtype=object), metric="cosine")

@@ -104,3 +104,22 @@ def test_isotropy_metrics_tidy_and_equal_to_direct_calls():
 def test_isotropy_metrics_needs_two_rows_per_language():
     with pytest.raises(DataError, match="language 'de' has 1 row"):
         isotropy_metrics(np.eye(3), ["en", "en", "de"])
+
+
+def _partition_isotropy_dxd(X):
+    """Independent reference: eigenvectors of the d x d matrix W^T W, both signs."""
+    W = np.asarray(X, dtype=np.float64)
+    _, C = np.linalg.eigh(W.T @ W)
+    P = W @ C
+    logz = [np.log(np.exp(s * P).sum(axis=0)) for s in (1.0, -1.0)]
+    logz = np.concatenate(logz)
+    return float(np.exp(logz.min() - logz.max()))
+
+
+@pytest.mark.parametrize("n", [3, 20, 39])
+def test_partition_isotropy_fewer_rows_than_dims_matches_dxd_eigh(n):
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 40)) * 0.3 + rng.normal(size=(1, 40)) * 0.2  # a shared offset
+    assert partition_isotropy(X) == pytest.approx(_partition_isotropy_dxd(X), rel=1e-7)
+    Xc = X - X.mean(axis=0)  # rank n - 1: one more null direction
+    assert partition_isotropy(Xc) == pytest.approx(_partition_isotropy_dxd(Xc), rel=1e-7)

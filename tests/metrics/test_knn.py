@@ -48,7 +48,9 @@ def tied_data():
 def test_select_backend_explicit_and_invalid():
     assert select_backend("numpy") == "numpy"
     assert select_backend("faiss") == "faiss"
-    with pytest.raises(ConfigError, match="expected one of auto, numpy, faiss, faiss-gpu"):
+    with pytest.raises(
+        ConfigError, match="backend 'cuda': allowed values are auto, numpy, faiss, faiss-gpu"
+    ):
         select_backend("cuda")
 
 

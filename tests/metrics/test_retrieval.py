@@ -5,11 +5,13 @@ import pandas as pd
 import pytest
 
 from xalign.errors import ConfigError, DataError
-from xalign.metrics._retrieval import (
+from xalign.metrics._bucc import (
     bucc_evaluate,
     bucc_f1,
     bucc_mine,
     bucc_optimize_threshold,
+)
+from xalign.metrics._retrieval import (
     csls,
     margin_scores,
     neighbourhood_means,
@@ -436,11 +438,13 @@ def test_bucc_evaluate_bad_options():
 
 def test_bad_inputs_raise_specific_errors():
     x = np.eye(3)
-    with pytest.raises(ConfigError, match="scoring='dot'"):
+    with pytest.raises(ConfigError, match="scoring 'dot': allowed values are cosine, margin, csls"):
         tatoeba_accuracy(x, x, scoring="dot")
     with pytest.raises(ConfigError, match="direction"):
         tatoeba_accuracy(x, x, direction="en2xx")
-    with pytest.raises(ConfigError, match="margin='absolute'"):
+    with pytest.raises(
+        ConfigError, match="margin 'absolute': allowed values are none, distance, ratio"
+    ):
         margin_scores(x, x, margin="absolute")
     with pytest.raises(DataError, match="paired rows"):
         tatoeba_accuracy(x, x[:2])
@@ -524,3 +528,20 @@ def test_top1_shifted_searches_again_when_candidates_are_not_enough():
     exact = q.astype(np.float64) @ keys.astype(np.float64).T - shift
     assert idx.tolist() == [10] and exact.argmax() == 10
     np.testing.assert_allclose(s, exact.max(), rtol=1e-12)
+
+
+def test_small_searches_on_one_blas_thread_give_the_same_result(monkeypatch):
+    import xalign.metrics._retrieval as ret
+
+    rng = np.random.default_rng(21)
+    a = rng.normal(size=(60, 16)).astype(np.float32)
+    b = (a + 0.8 * rng.normal(size=a.shape)).astype(np.float32)
+    out = {}
+    for limit in (0, 2**40):  # never / always one thread
+        monkeypatch.setattr(ret, "_ONE_THREAD_MACS", limit)
+        out[limit] = [
+            tatoeba_accuracy(a, b, scoring=s, backend="numpy") for s in ("cosine", "margin")
+        ]
+    for r0, r1 in zip(out[0], out[2**40], strict=True):
+        assert np.array_equal(r0["pred_src2tgt"], r1["pred_src2tgt"])
+        assert np.array_equal(r0["pred_tgt2src"], r1["pred_tgt2src"])

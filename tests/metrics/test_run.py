@@ -322,3 +322,31 @@ def test_parallel_only_groups_on_a_corpus_without_groups(tiny_bert, tmp_path):
         assert f"{metric} skipped for {st.label}: needs a parallel corpus" in notes
     assert not res["metric"].str.startswith(("retrieval", "bucc", "cka")).any()
     assert res["metric"].str.startswith("lid_").any() and len(res) > 0
+
+
+def test_aligned_positions_are_cached_per_pair():
+    import pandas as pd
+
+    from xalign.metrics._run import _aligned
+
+    rows = pd.DataFrame(
+        {"lang": ["en", "de", "en", "de", "fr"], "group": ["g1", "g2", "g2", "g1", "g1"]}
+    )
+    cache: dict = {}
+    first = _aligned(rows, "en", "de", cache)
+    assert [x.tolist() for x in first] == [[0, 2], [3, 1]]
+    assert [x.tolist() for x in _aligned(rows, "en", "de")] == [[0, 2], [3, 1]]
+    assert _aligned(rows, "en", "de", cache) is first
+    assert list(cache) == [("en", "de")]
+
+
+def test_single_blas_thread_limits_and_restores():
+    import scipy.linalg  # noqa: F401  (its own OpenBLAS, which the limit must cover too)
+    from threadpoolctl import threadpool_info
+
+    from xalign.metrics._blas import single_blas_thread
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    with single_blas_thread():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before

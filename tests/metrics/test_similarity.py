@@ -178,3 +178,26 @@ def test_cka_between_languages_missing_pairs():
         warnings.simplefilter("error")
         with pytest.raises(DataError, match="at least 4"):
             cka_between_languages(X, langs, groups, debiased=True)
+
+
+def test_cka_between_languages_equals_linear_cka_per_pair():
+    from xalign.metrics._similarity import cka_between_languages, linear_cka
+
+    rng = np.random.default_rng(9)
+    langs = np.repeat(["en", "de", "fr"], 12).astype(object)
+    groups = np.array([f"g{i}" for i in range(12)] * 3, dtype=object)
+    groups[30] = "only-fr"  # fr shares 11 groups with the others: different rows per pair
+    X = rng.normal(size=(36, 5))
+    for debiased in (False, True):
+        df = cka_between_languages(X, langs, groups, debiased=debiased)
+        for r in df.itertuples():
+            ia = [
+                i
+                for i in range(36)
+                if langs[i] == r.lang and groups[i] in set(groups[langs == r.lang2])
+            ]
+            ib = [
+                next(j for j in range(36) if langs[j] == r.lang2 and groups[j] == groups[i])
+                for i in ia
+            ]
+            assert r.value == linear_cka(X[ia], X[ib], debiased=debiased)

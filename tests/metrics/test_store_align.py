@@ -18,12 +18,11 @@ from xalign.extract._pairs import extract_pair_attention, read_pair_attention
 from xalign.metrics._store_align import (
     STORE_ALIGN_COLUMNS,
     _merge_cross,
-    attention_alignment_metrics,
-    attention_store_distance,
     attention_word_alignment_metrics,
     word_alignment_metrics,
     word_vectors,
 )
+from xalign.metrics._store_attention import attention_alignment_metrics, attention_store_distance
 from xalign.store import Store, StoreWriter
 
 # ----------------------------------------------------------------------------- a hand-made store

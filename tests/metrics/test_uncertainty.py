@@ -80,3 +80,19 @@ def test_bad_input(kwargs, exc):
     values = kwargs.pop("values")
     with pytest.raises(exc):
         bootstrap_ci(values, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["01", "signs", "float"])
+@pytest.mark.parametrize("n", [1, 5, 250, 3001])
+def test_counting_path_gives_the_gathered_means_bit_for_bit(kind, n):
+    from xalign.metrics._uncertainty import _resample_indices
+
+    rng = np.random.default_rng(n)
+    values = {
+        "01": (rng.random(n) < 0.7).astype(float),
+        "signs": rng.integers(-1, 2, size=n).astype(float),
+        "float": rng.random(n),
+    }[kind]
+    reps = bootstrap_distribution(values, n_boot=700, seed=5)
+    ref = np.concatenate([values[idx].mean(axis=-1) for idx in _resample_indices(n, 700, 5)])
+    np.testing.assert_array_equal(reps, ref)

@@ -63,3 +63,52 @@ def test_langs_subset_and_unknown_language(neuron_store):
     assert {r["lang"] for r in rows} <= {"eng", "deu", None}
     with pytest.raises(ConfigError, match=r"--langs \['xxx'\]: not in store"):
         neuron_rows(neuron_store, langs=["xxx"])
+
+
+def test_the_metrics_runner_computes_the_neurons_group(neuron_store, tiny_bert, tmp_path):
+    """``python -m xalign.metrics --metrics neurons``: the same rows as ``neuron_rows``, the
+    change rows from the first store to the second, a note under ``all`` for a store without
+    statistics, and a one-line refusal when the group is asked for by name."""
+    import copy
+
+    from tests.neurons.conftest import corpus
+    from xalign.extract import ExtractConfig, extract
+    from xalign.metrics import MetricsConfig, compute_metrics
+
+    after_enc = copy.deepcopy(tiny_bert)
+    with __import__("torch").no_grad():
+        for p in after_enc.model.parameters():
+            p.mul_(1.05)
+    after, _ = extract(
+        ExtractConfig(out=str(tmp_path / "after"), neurons=True, chunk_rows=5, progress=False),
+        corpus=corpus(),
+        encoder=after_enc,
+    )
+    res = compute_metrics(
+        MetricsConfig(
+            stores=[f"before={neuron_store.path}", f"after={after.path}"],
+            metrics=["neurons"],
+            progress=False,
+        )
+    )
+    direct = pd.DataFrame(neuron_rows(neuron_store, label="before"), columns=list(RESULTS_COLUMNS))
+    got = validate_results(res[res["checkpoint"] == "before"])
+    pd.testing.assert_frame_equal(
+        got.drop(columns="store"), validate_results(direct).drop(columns="store"),
+        check_dtype=False,
+    )  # fmt: skip
+    change = res[res["metric"].isin(["neuron_specific_change", "neuron_specific_stability"])]
+    assert set(change["checkpoint"]) == {"after"}
+    assert {json.loads(p)["other_checkpoint"] for p in change["protocol"]} == {"before"}
+    plain, _ = extract(
+        ExtractConfig(out=str(tmp_path / "plain"), chunk_rows=5, progress=False),
+        corpus=corpus(),
+        encoder=tiny_bert,
+    )
+    cfg = MetricsConfig(stores=[str(plain.path)], metrics=["all"], progress=False, bootstrap=0)
+    notes = compute_metrics(cfg).attrs["notes"]
+    assert any("neurons skipped" in n and "--neurons" in n for n in notes)
+    with pytest.raises(
+        ConfigError, match=r"--metrics neurons on store .*re-extract with --neurons"
+    ):
+        compute_metrics(MetricsConfig(stores=[str(plain.path)], metrics=["neurons"]))

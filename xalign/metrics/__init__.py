@@ -35,6 +35,12 @@ if TYPE_CHECKING:
         embedding_push_distance,
         merge_attention_to_words,
     )
+    from xalign.metrics._bucc import (
+        bucc_evaluate,
+        bucc_f1,
+        bucc_mine,
+        bucc_optimize_threshold,
+    )
     from xalign.metrics._centering import (
         LanguageCenterer,
         center_by_language,
@@ -82,10 +88,6 @@ if TYPE_CHECKING:
         language_id_probe,
     )
     from xalign.metrics._retrieval import (
-        bucc_evaluate,
-        bucc_f1,
-        bucc_mine,
-        bucc_optimize_threshold,
         csls,
         margin_scores,
         neighbourhood_means,
@@ -152,10 +154,10 @@ _LAZY = {
     "attention_word_alignment_metrics": "xalign.metrics._store_align",
     "bootstrap_ci": "xalign.metrics._uncertainty",
     "bootstrap_distribution": "xalign.metrics._uncertainty",
-    "bucc_evaluate": "xalign.metrics._retrieval",
-    "bucc_f1": "xalign.metrics._retrieval",
-    "bucc_mine": "xalign.metrics._retrieval",
-    "bucc_optimize_threshold": "xalign.metrics._retrieval",
+    "bucc_evaluate": "xalign.metrics._bucc",
+    "bucc_f1": "xalign.metrics._bucc",
+    "bucc_mine": "xalign.metrics._bucc",
+    "bucc_optimize_threshold": "xalign.metrics._bucc",
     "center_by_language": "xalign.metrics._centering",
     "centroid_gaps": "xalign.metrics._clusters",
     "check_finite": "xalign.metrics._checks",

@@ -36,8 +36,9 @@ __all__ = [
 
 #: Metric groups of ``--metrics`` (``all`` = every group the stores support).
 MetricGroup = Literal[
-    "retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores", "word_align", "attention"
-]
+    "retrieval", "clusters", "probe", "cka", "isotropy", "bucc", "stores", "word_align",
+    "attention", "neurons",
+]  # fmt: skip
 METRIC_GROUPS: tuple[MetricGroup, ...] = get_args(MetricGroup)
 #: ``--centering``: raw vectors, language-centred vectors, or both (two rows per number).
 Centering = Literal["raw", "centered", "both"]

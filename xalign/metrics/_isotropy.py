@@ -18,16 +18,10 @@ from xalign.metrics._checks import (
     check_min_per_label,
     unique_in_order,
 )
+from xalign.metrics._rows import normalize_rows
 from xalign.metrics._tidy import tidy_frame
 
 __all__ = ["isotropy_metrics", "mean_random_cosine", "partition_isotropy"]
-
-
-def _unit(arr: NDArray[np.floating]) -> NDArray[np.float64]:
-    A = np.asarray(arr, dtype=np.float64)
-    norms = np.linalg.norm(A, axis=1)
-    norms[norms == 0.0] = 1.0
-    return A / norms[:, None]
 
 
 def mean_random_cosine(X: ArrayLike, *, n_pairs: int | None = None, seed: int = 0) -> float:
@@ -72,7 +66,7 @@ def mean_random_cosine(X: ArrayLike, *, n_pairs: int | None = None, seed: int = 
     n = arr.shape[0]
     if n < 2:
         raise DataError(f"mean random cosine needs at least 2 rows, got {n}")
-    U = _unit(arr)
+    U = normalize_rows(arr, zero="keep")  # all-zero rows: cosine 0 with everything
     if n_pairs is None:
         s = U.sum(axis=0)
         self_sq = float(np.einsum("ij,ij->", U, U))
@@ -107,7 +101,8 @@ def partition_isotropy(X: ArrayLike) -> float:
     dominate (e.g. a common mean offset). The score depends on the scale of the vectors
     (Rudman et al. 2022 call it brittle); compare it only between spaces of similar norm.
     :math:`\\log Z` is computed with log-sum-exp, so large norms do not overflow. Time
-    O(n d^2 + d^3), memory O(n d) (the n x 2d matrix of projections, in float64).
+    O(n d^2 + d^3), or O(n^2 d + n^3) through the n x n Gram matrix when n < d; memory
+    O(n d) (the projections, in float64).
 
     Parameters
     ----------
@@ -134,9 +129,22 @@ def partition_isotropy(X: ArrayLike) -> float:
     True
     """
     arr = np.asarray(check_finite(X), dtype=np.float64)
-    _, vecs = np.linalg.eigh(arr.T @ arr)
-    proj = arr @ vecs
-    logz = np.concatenate([_logsumexp(proj, axis=0), _logsumexp(-proj, axis=0)])
+    n, d = arr.shape
+    if n >= d:
+        _, vecs = np.linalg.eigh(arr.T @ arr)
+        proj = arr @ vecs
+        extra = []
+    else:
+        # Fewer rows than dimensions (one language at one layer): the eigenvectors of W^T W
+        # with a non-zero eigenvalue are c_k = W^T u_k / sqrt(l_k) for the eigenpairs
+        # (l_k, u_k) of the n x n Gram matrix W W^T, and their projections are
+        # W c_k = sqrt(l_k) u_k; the other d - n eigenvectors lie in W's null space, where
+        # every projection is 0 and Z(c) = n. Same value as the d x d eigendecomposition up
+        # to rounding (~1e-7 relative), at O(n^2 d + n^3) instead of O(n d^2 + d^3).
+        evals, u = np.linalg.eigh(arr @ arr.T)
+        proj = u * np.sqrt(np.clip(evals, 0.0, None))
+        extra = [np.log(float(n))]
+    logz = np.concatenate([_logsumexp(proj, axis=0), _logsumexp(-proj, axis=0), extra])
     return float(np.exp(logz.min() - logz.max()))
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
+from xalign._validate import check_choice
 from xalign.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -86,8 +87,7 @@ def select_backend(backend: str = "auto") -> str:
     >>> select_backend("numpy")
     'numpy'
     """
-    if backend not in _BACKENDS:
-        raise ConfigError(f"backend={backend!r}: expected one of {', '.join(_BACKENDS)}")
+    check_choice("backend", backend, _BACKENDS)
     if backend == "numpy":
         return "numpy"
     if backend == "auto":

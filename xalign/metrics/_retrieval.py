@@ -1,4 +1,4 @@
-"""Cross-language sentence retrieval: Tatoeba accuracy, margin scores, CSLS and BUCC mining.
+"""Cross-language sentence retrieval: Tatoeba accuracy, margin scores and CSLS.
 
 Every function takes plain arrays of sentence vectors (rows = sentences) and L2-normalises
 float32 copies itself. Neighbourhoods come from :func:`xalign.metrics._knn.knn`, so numpy,
@@ -8,12 +8,15 @@ docs/metrics.md#retrieval (and #margin, #csls, #protocol).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
+from xalign._validate import check_choice
 from xalign.errors import ConfigError, DataError
+from xalign.metrics._blas import single_blas_thread
 from xalign.metrics._knn import (
     Backend,
     _knn64,
@@ -22,9 +25,9 @@ from xalign.metrics._knn import (
     top1_both,
     top1_shifted,
 )
+from xalign.metrics._rows import normalize_rows
 
 if TYPE_CHECKING:
-    import pandas as pd
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -32,10 +35,6 @@ __all__ = [
     "Direction",
     "Margin",
     "Scoring",
-    "bucc_evaluate",
-    "bucc_f1",
-    "bucc_mine",
-    "bucc_optimize_threshold",
     "csls",
     "margin_scores",
     "neighbourhood_means",
@@ -60,12 +59,6 @@ _CHUNK_BYTES = 64 * 2**20
 # ---------------------------------------------------------------- validation helpers
 
 
-def _choice(value: object, name: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(map(repr, allowed))}")
-    return str(value)
-
-
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ConfigError(f"{name}={value!r}: expected a positive integer")
@@ -75,9 +68,9 @@ def _positive_int(value: object, name: str) -> int:
 def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.float32]:
     """Float32 copy of ``x`` with rows L2-normalised (after subtracting the mean row if asked).
 
-    Norms are float32 sums of squares (float64 where those overflow); a NaN or infinity
-    anywhere in a row makes its norm non-finite, which is how bad rows are found without a
-    separate pass. Float64 input and centring are handled in float64.
+    A zero row (a cosine with it is undefined) raises DataError. Float32 input is normalised
+    in float32 (:func:`~xalign.metrics._rows.normalize_rows`, whose norm error
+    _top1_both_unit's norm bound covers); float64 input and centring are handled in float64.
     """
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -86,33 +79,16 @@ def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.f
         )
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if center or arr.dtype == np.float64:
-        out64 = np.array(arr, dtype=np.float64)
-        if not np.isfinite(out64).all():
-            bad = int(np.argwhere(~np.isfinite(out64))[0, 0])
-            raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
-        if center:
-            out64 -= out64.mean(axis=0, keepdims=True)
-        norms = np.linalg.norm(out64, axis=1)
-        out, ok = out64, True
-    else:
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-        # float32 sum of squares: relative error below (d/2 + 1)·2⁻²⁴ for the norm, which
-        # _top1_both_unit's norm bound covers; inf/NaN rows (or overflow) are re-checked below
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out).astype(np.float64))
-        if not np.isfinite(norms).all():
-            norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
-        ok = bool(np.isfinite(norms).all())
-        if not ok:
-            bad = int(np.flatnonzero(~np.isfinite(norms))[0])
-            raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
-        what = " after centring" if center else ""
-        raise DataError(f"{name}: row {bad} has zero norm{what}; cosine is undefined")
-    if out.dtype == np.float64:
-        return np.ascontiguousarray(out / norms[:, None], dtype=np.float32)
-    return out / norms.astype(np.float32)[:, None]
+    if not (center or arr.dtype == np.float64):
+        return normalize_rows(arr, zero="raise", what=name, dtype=np.float32)
+    out64 = np.array(arr, dtype=np.float64)
+    if not np.isfinite(out64).all():
+        bad = int(np.argwhere(~np.isfinite(out64))[0, 0])
+        raise DataError(f"{name}: row {bad} contains NaN or infinity; expected finite values")
+    if center:
+        out64 -= out64.mean(axis=0, keepdims=True)
+    unit = normalize_rows(out64, zero="raise", what=name, note=" after centring" if center else "")
+    return np.ascontiguousarray(unit, dtype=np.float32)
 
 
 def _pairs(pairs: ArrayLike, name: str, n: int, m: int) -> NDArray[np.int64]:
@@ -282,7 +258,7 @@ def margin_scores(
     >>> margin_scores(x, x, margin="ratio", k=2, backend="numpy").round(3).tolist()
     [[1.25, 0.75], [0.75, 1.25]]
     """
-    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
+    margin = check_choice("margin", margin, get_args(Margin))  # type: ignore[assignment]
     k = _positive_int(k, "k")
     xn, yn = _unit_pair(src, tgt, center=center)
     chosen = select_backend(backend)
@@ -361,17 +337,17 @@ def _resolve_scoring(
     scoring: object, margin: object, k: int | None, candidates: object
 ) -> tuple[str, str, int, str, float]:
     """Validated (scoring, margin, k, candidates, factor) for the shared retrieval core."""
-    scoring = _choice(scoring, "scoring", get_args(Scoring))
-    margin = _choice(margin, "margin", get_args(Margin))
+    scoring = check_choice("scoring", scoring, get_args(Scoring))
+    margin = check_choice("margin", margin, get_args(Margin))
     if candidates is not None:
-        candidates = _choice(candidates, "candidates", get_args(Candidates))
+        candidates = check_choice("candidates", candidates, get_args(Candidates))
     if scoring == "cosine":
         return "cosine", "none", 1, "knn", 1.0
     if scoring == "csls":
         k = 10 if k is None else _positive_int(k, "k")
         return "csls", "distance", k, str(candidates or "all"), 2.0
     k = 4 if k is None else _positive_int(k, "k")
-    return "margin", margin, k, str(candidates or "knn"), 1.0
+    return "margin", str(margin), k, str(candidates or "knn"), 1.0
 
 
 def _best(
@@ -444,7 +420,43 @@ def _best(
     return best, factor * best_score
 
 
+# Searches with at most this many multiply-adds (about 400 x 400 x 384) run on one BLAS
+# thread: waking a second thread costs more than it saves, and many times more when other
+# processes compete for the cores (Tatoeba has languages of 100-300 sentences).
+_ONE_THREAD_MACS = 2**26
+
+
 def _retrieve_both(
+    xn: NDArray[np.float32],
+    yn: NDArray[np.float32],
+    *,
+    margin: str,
+    k: int,
+    candidates: str,
+    factor: float,
+    directions: tuple[str, ...],
+    block_size: int | None,
+    backend: str,
+    scores: bool = True,
+) -> dict[str, Any]:
+    """:func:`_search_both`, on one BLAS thread when the search is small."""
+    small = backend == "numpy" and xn.shape[0] * yn.shape[0] * xn.shape[1] <= _ONE_THREAD_MACS
+    with single_blas_thread() if small else contextlib.nullcontext():
+        return _search_both(
+            xn,
+            yn,
+            margin=margin,
+            k=k,
+            candidates=candidates,
+            factor=factor,
+            directions=directions,
+            block_size=block_size,
+            backend=backend,
+            scores=scores,
+        )
+
+
+def _search_both(
     xn: NDArray[np.float32],
     yn: NDArray[np.float32],
     *,
@@ -637,7 +649,7 @@ def tatoeba_accuracy(
     >>> r["acc_src2tgt"], r["acc_tgt2src"], r["acc_mean"], r["n"]
     (1.0, 1.0, 1.0, 3)
     """
-    direction = _choice(direction, "direction", get_args(Direction))  # type: ignore[assignment]
+    direction = check_choice("direction", direction, get_args(Direction))  # type: ignore[assignment]
     scoring_, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
     xn, yn = _unit_pair(src, tgt, center=center)
     n = xn.shape[0]
@@ -803,390 +815,3 @@ def xtreme_tatoeba_accuracy(
             "ties": "lower index",
         },
     }
-
-
-# ---------------------------------------------------------------- BUCC-style mining
-
-
-def bucc_mine(
-    src: ArrayLike,
-    tgt: ArrayLike,
-    *,
-    k: int = 4,
-    margin: Margin = "ratio",
-    threshold: float | None = None,
-    center: bool = False,
-    backend: Backend = "auto",
-) -> pd.DataFrame:
-    """Mine 1:1 translation pairs with margin scores (LASER/xtreme ``retrieval='max'``).
-
-    1. For every source :math:`x` the best-scoring target among its ``k`` cosine nearest
-       neighbours (forward), and for every target :math:`y` the best source among its ``k``
-       neighbours (backward), scored with :func:`margin_scores`.
-    2. Pool both lists and sort by score, descending (stable: forward candidates before
-       backward ones, then by row, where LASER's ``np.argsort(-scores)`` is unstable).
-    3. Greedily accept pairs whose source and target are both still unused (1:1).
-    4. Keep pairs with score ``> threshold`` when a threshold is given.
-
-    Parameters
-    ----------
-    src : array_like, shape (n, d)
-    tgt : array_like, shape (m, d)
-    k : int
-        Neighbourhood size (clamped to the other side's row count); 4 in LASER/xtreme.
-    margin : {"none", "distance", "ratio"}
-    threshold : float, optional
-        Mining threshold :math:`\\tau`; default keeps all accepted pairs.
-    center : bool
-        Subtract each side's mean vector before normalising (docs/metrics.md#centering).
-    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``src_idx``, ``tgt_idx`` (int64 row indices), ``score`` (float64), sorted by
-        score descending.
-
-    References
-    ----------
-    Artetxe & Schwenk 2019, ACL (arXiv:1811.01136); LASER ``source/mine_bitexts.py``; xtreme
-    ``third_party/utils_retrieve.py::mine_bitext`` (docs/metrics.md#margin).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.array([[1.0, 0.1], [0.1, 1.0]])
-    >>> bucc_mine(x, x[::-1], k=1, backend="numpy")[["src_idx", "tgt_idx"]].values.tolist()
-    [[0, 1], [1, 0]]
-    """
-    import pandas as pd
-
-    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
-    k = _positive_int(k, "k")
-    xn, yn = _unit_pair(src, tgt, center=center)
-    chosen = select_backend(backend)
-    n, m = xn.shape[0], yn.shape[0]
-    fwd = _neighbourhood(xn, yn, k, chosen)
-    bwd = _neighbourhood(yn, xn, k, chosen)
-    f_best, f_score = _best(xn, yn, fwd, bwd[2], margin, "knn", 1.0, None)
-    b_best, b_score = _best(yn, xn, bwd, fwd[2], margin, "knn", 1.0, None)
-    cand_src = np.concatenate([np.arange(n), b_best])
-    cand_tgt = np.concatenate([f_best, np.arange(m)])
-    scores = np.concatenate([f_score, b_score])
-    order = np.argsort(-scores, kind="stable")
-    used_src = np.zeros(n, dtype=bool)
-    used_tgt = np.zeros(m, dtype=bool)
-    keep = []
-    for c in order.tolist():
-        s, t = cand_src[c], cand_tgt[c]
-        if not used_src[s] and not used_tgt[t]:
-            used_src[s] = used_tgt[t] = True
-            keep.append(c)
-    keep_idx = np.asarray(keep, dtype=np.int64)
-    frame = pd.DataFrame(
-        {
-            "src_idx": cand_src[keep_idx].astype(np.int64),
-            "tgt_idx": cand_tgt[keep_idx].astype(np.int64),
-            "score": scores[keep_idx].astype(np.float64),
-        }
-    )
-    if threshold is not None:
-        frame = frame[frame["score"] > float(threshold)].reset_index(drop=True)
-    return frame
-
-
-def _gold_set(gold: Any, name: str = "gold") -> set[tuple[int, int]]:
-    if isinstance(gold, set):
-        items: Iterable = gold
-    else:
-        arr = np.asarray(gold)
-        if arr.size == 0:
-            return set()
-        if arr.ndim != 2 or arr.shape[1] != 2:
-            raise DataError(f"{name}: expected (src_idx, tgt_idx) pairs, got shape {arr.shape}")
-        items = arr.tolist()
-    return {(int(s), int(t)) for s, t in items}
-
-
-def _mined_table(mined: Any) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    try:
-        src = np.asarray(mined["src_idx"], dtype=np.int64)
-        tgt = np.asarray(mined["tgt_idx"], dtype=np.int64)
-        score = np.asarray(mined["score"], dtype=np.float64)
-    except (KeyError, TypeError, IndexError) as exc:
-        raise DataError(
-            "mined: expected a table with columns src_idx, tgt_idx, score (from bucc_mine)"
-        ) from exc
-    return src, tgt, score
-
-
-def bucc_f1(mined: Any, gold_pairs: Any, threshold: float) -> tuple[float, float, float]:
-    """Precision, recall and F1 of mined pairs against gold pairs (BUCC shared task).
-
-    .. math::
-        P=\\frac{|\\mathcal{A}_\\tau\\cap\\mathcal{G}|}{|\\mathcal{A}_\\tau|},\\quad
-        R=\\frac{|\\mathcal{A}_\\tau\\cap\\mathcal{G}|}{|\\mathcal{G}|},\\quad
-        F_1=\\frac{2PR}{P+R}
-
-    with :math:`\\mathcal{A}_\\tau` the mined pairs with score ``>= threshold`` (xtreme
-    ``bucc_extract``). **Fractions in [0, 1]** (xtreme and the BUCC papers report percent);
-    higher = better. An empty :math:`\\mathcal{A}_\\tau` gives P = 0; P = R = 0 gives F1 = 0.
-
-    Parameters
-    ----------
-    mined : DataFrame or mapping
-        Columns ``src_idx``, ``tgt_idx``, ``score`` (:func:`bucc_mine`).
-    gold_pairs : array_like of shape (g, 2), or set of (src_idx, tgt_idx)
-    threshold : float
-
-    Returns
-    -------
-    (precision, recall, f1) : tuple of float
-
-    References
-    ----------
-    Zweigenbaum, Sharoff & Rapp 2017/2018, BUCC shared task; xtreme
-    ``third_party/utils_retrieve.py::bucc_eval``; LASER ``tasks/bucc/bucc.py``.
-
-    Examples
-    --------
-    >>> mined = {"src_idx": [0, 1, 2], "tgt_idx": [0, 2, 1], "score": [1.3, 1.2, 0.9]}
-    >>> bucc_f1(mined, [(0, 0), (1, 2), (2, 2)], threshold=1.0)
-    (1.0, 0.6666666666666666, 0.8)
-    """
-    src, tgt, score = _mined_table(mined)
-    gold = _gold_set(gold_pairs, "gold_pairs")
-    keep = score >= float(threshold)
-    extracted = set(zip(src[keep].tolist(), tgt[keep].tolist(), strict=True))
-    hits = len(extracted & gold)
-    precision = hits / len(extracted) if extracted else 0.0
-    recall = hits / len(gold) if gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
-    return precision, recall, f1
-
-
-def bucc_optimize_threshold(mined: Any, gold: Any) -> float:
-    """Threshold that maximises F1 on gold pairs, by xtreme's midpoint rule.
-
-    Candidates are sorted by score, descending; F1 is computed after each one; at the best
-    cut :math:`i` the threshold is the midpoint :math:`(s_i + s_{i+1})/2` of that score and
-    the next (xtreme ``bucc_optimize``). Use it on train/dev gold only, then apply the
-    threshold to test with :func:`bucc_f1` (docs/metrics.md#bucc; xtreme#60). Two edge
-    cases xtreme leaves open: when the best cut keeps every candidate the threshold is the
-    last score (xtreme would index past the end), and when no candidate is correct it
-    stays 0.0, xtreme's initial value.
-
-    Parameters
-    ----------
-    mined : DataFrame or mapping
-        Columns ``src_idx``, ``tgt_idx``, ``score``.
-    gold : array_like of shape (g, 2), or set of (src_idx, tgt_idx)
-
-    Returns
-    -------
-    float
-
-    References
-    ----------
-    Hu et al. 2020, *XTREME*, ICML; ``third_party/utils_retrieve.py::bucc_optimize``.
-
-    Examples
-    --------
-    >>> mined = {"src_idx": [0, 1, 2], "tgt_idx": [0, 2, 1], "score": [1.3, 1.2, 0.9]}
-    >>> round(bucc_optimize_threshold(mined, [(0, 0), (1, 2)]), 6)
-    1.05
-    """
-    src, tgt, score = _mined_table(mined)
-    gold_set = _gold_set(gold)
-    order = np.argsort(-score, kind="stable")
-    n_gold = len(gold_set)
-    threshold = 0.0
-    best_f1 = 0.0
-    n_correct = 0
-    for rank, c in enumerate(order.tolist()):
-        if (int(src[c]), int(tgt[c])) in gold_set:
-            n_correct += 1
-        if n_correct == 0:
-            continue
-        precision = n_correct / (rank + 1)
-        recall = n_correct / n_gold
-        f1 = 2 * precision * recall / (precision + recall)
-        if f1 > best_f1:
-            best_f1 = f1
-            nxt = score[order[rank + 1]] if rank + 1 < len(order) else score[c]
-            threshold = float((score[c] + nxt) / 2)
-    return threshold
-
-
-def bucc_evaluate(
-    src: ArrayLike,
-    tgt: ArrayLike,
-    gold: ArrayLike | None = None,
-    *,
-    n_distractors: int | None = None,
-    held_out_fraction: float = 0.5,
-    seed: int = 0,
-    k: int = 4,
-    margin: Margin = "ratio",
-    oracle: bool = False,
-    center: bool = False,
-    backend: Backend = "auto",
-) -> dict[str, Any]:
-    """BUCC-style mining F1 on parallel data mixed with distractors, τ tuned on held-out gold.
-
-    Construction (xalign-defined, following the BUCC setting of docs/metrics.md#margin):
-
-    1. Gold pairs are ``gold`` (``(src_idx, tgt_idx)`` rows, 1:1) or, when ``gold`` is None,
-       the row pairing ``src[i] ↔ tgt[i]``. Rows outside the gold pairs are distractors.
-    2. ``n_distractors`` gold pairs, drawn with ``seed``, lose one side: half keep only their
-       source sentence, half only their target sentence (unpaired rows, as in BUCC, where
-       most sentences have no translation).
-    3. The remaining gold pairs and the distractor rows of each side are split at random:
-       a fraction ``held_out_fraction`` forms the *tuning* part, the rest the *test* part.
-    4. Each part is mined on its own with :func:`bucc_mine`; the threshold τ is chosen on the
-       tuning part with :func:`bucc_optimize_threshold` (xtreme midpoint rule) and applied
-       to the test part, where P/R/F1 are reported (:func:`bucc_f1`). With ``oracle=True``
-       the threshold tuned on the test part and its scores are also returned, under keys
-       prefixed ``oracle_`` (an oracle number, never the main result).
-
-    Parameters
-    ----------
-    src : array_like, shape (n, d)
-    tgt : array_like, shape (m, d)
-    gold : array_like of int, shape (g, 2), optional
-    n_distractors : int, optional
-        Gold pairs turned into unpaired rows; default half of the gold pairs.
-    held_out_fraction : float
-        Share of gold pairs and distractors used to tune τ, in (0, 1).
-    seed : int
-    k : int
-        Margin neighbourhood size.
-    margin : {"none", "distance", "ratio"}
-    oracle : bool
-    center : bool
-        Centre each side of each part (its own mean) before mining.
-    backend : {"auto", "numpy", "faiss", "faiss-gpu"}
-
-    Returns
-    -------
-    dict
-        ``precision``, ``recall``, ``f1`` (fractions in [0, 1], higher = better), ``threshold``,
-        counts ``n_gold_tune``, ``n_gold_test``, ``n_src_tune``, ``n_tgt_tune``,
-        ``n_src_test``, ``n_tgt_test``, ``n_extracted_test``, optional ``oracle_*`` keys,
-        and ``protocol``.
-
-    References
-    ----------
-    Zweigenbaum, Sharoff & Rapp 2017/2018, BUCC shared task; Artetxe & Schwenk 2019, ACL;
-    xtreme ``bucc_optimize``/``bucc_eval``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(40, 16))
-    >>> r = bucc_evaluate(x, x + 0.01 * rng.normal(size=x.shape), backend="numpy")
-    >>> r["f1"], r["n_gold_test"]
-    (1.0, 10)
-    """
-    k = _positive_int(k, "k")
-    margin = _choice(margin, "margin", get_args(Margin))  # type: ignore[assignment]
-    if not isinstance(held_out_fraction, float | int) or not 0 < held_out_fraction < 1:
-        raise ConfigError(f"held_out_fraction={held_out_fraction!r}: expected a number in (0, 1)")
-    x = np.asarray(src)
-    y = np.asarray(tgt)
-    if x.ndim != 2 or y.ndim != 2:
-        raise DataError(f"src and tgt: expected 2-D arrays, got shapes {x.shape} and {y.shape}")
-    n, m = x.shape[0], y.shape[0]
-    if gold is None:
-        if n != m:
-            raise DataError(f"src and tgt: {n} vs {m} rows; without gold pairs rows must be paired")
-        pairs = np.stack([np.arange(n), np.arange(n)], axis=1).astype(np.int64)
-    else:
-        pairs = _pairs(gold, "gold", n, m)
-        for side, name in ((0, "source"), (1, "target")):
-            uniq, times = np.unique(pairs[:, side], return_counts=True)
-            if (times > 1).any():
-                raise DataError(
-                    f"gold: {name} row {int(uniq[times > 1][0])} appears in several pairs; "
-                    "expected 1:1 pairs"
-                )
-    g = len(pairs)
-    nd = g // 2 if n_distractors is None else n_distractors
-    if isinstance(nd, bool) or not isinstance(nd, int | np.integer) or not 0 <= nd <= g - 2:
-        raise ConfigError(
-            f"n_distractors={n_distractors!r}: expected an integer in [0, {max(g - 2, 0)}] "
-            f"(at least 2 of the {g} gold pairs must stay paired)"
-        )
-    rng = np.random.default_rng(seed)
-    pairs = pairs[rng.permutation(g)]
-    broken, kept = pairs[:nd], pairs[nd:]
-    half = (nd + 1) // 2
-    src_distract = np.concatenate(
-        [broken[:half, 0], np.setdiff1d(np.arange(n), pairs[:, 0])]
-    ).astype(np.int64)
-    tgt_distract = np.concatenate(
-        [broken[half:, 1], np.setdiff1d(np.arange(m), pairs[:, 1])]
-    ).astype(np.int64)
-    src_distract = src_distract[rng.permutation(len(src_distract))]
-    tgt_distract = tgt_distract[rng.permutation(len(tgt_distract))]
-
-    def cut(a: NDArray[np.int64]) -> int:
-        return round(held_out_fraction * len(a))
-
-    n_tune = min(max(cut(kept), 1), len(kept) - 1)
-    parts = {
-        "tune": (
-            kept[:n_tune],
-            src_distract[: cut(src_distract)],
-            tgt_distract[: cut(tgt_distract)],
-        ),
-        "test": (
-            kept[n_tune:],
-            src_distract[cut(src_distract) :],
-            tgt_distract[cut(tgt_distract) :],
-        ),
-    }
-    mined: dict[str, Any] = {}
-    counts: dict[str, int] = {}
-    for name, (gold_part, s_extra, t_extra) in parts.items():
-        s_rows = np.sort(np.concatenate([gold_part[:, 0], s_extra]))
-        t_rows = np.sort(np.concatenate([gold_part[:, 1], t_extra]))
-        frame = bucc_mine(x[s_rows], y[t_rows], k=k, margin=margin, center=center, backend=backend)
-        frame["src_idx"] = s_rows[frame["src_idx"].to_numpy()]
-        frame["tgt_idx"] = t_rows[frame["tgt_idx"].to_numpy()]
-        mined[name] = frame
-        counts[f"n_gold_{name}"] = len(gold_part)
-        counts[f"n_src_{name}"] = len(s_rows)
-        counts[f"n_tgt_{name}"] = len(t_rows)
-    gold_tune, gold_test = parts["tune"][0], parts["test"][0]
-    threshold = bucc_optimize_threshold(mined["tune"], gold_tune)
-    precision, recall, f1 = bucc_f1(mined["test"], gold_test, threshold)
-    result: dict[str, Any] = {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "threshold": threshold,
-        **counts,
-        "n_extracted_test": int((mined["test"]["score"] >= threshold).sum()),
-    }
-    if oracle:
-        t_oracle = bucc_optimize_threshold(mined["test"], gold_test)
-        p_o, r_o, f_o = bucc_f1(mined["test"], gold_test, t_oracle)
-        result.update(
-            oracle_threshold=t_oracle, oracle_precision=p_o, oracle_recall=r_o, oracle_f1=f_o
-        )
-    result["protocol"] = {
-        "metric": "bucc_f1",
-        "margin": margin,
-        "k": k,
-        "retrieval": "max",
-        "n_distractors": int(nd),
-        "held_out_fraction": float(held_out_fraction),
-        "seed": seed,
-        "center": bool(center),
-        "threshold_rule": "xtreme bucc_optimize midpoint, tuned on the held-out part",
-        "oracle": "oracle_* keys: threshold tuned on the test part" if oracle else None,
-        "units": "fraction",
-    }
-    return result

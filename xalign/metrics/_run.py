@@ -105,8 +105,20 @@ def _language_pairs(langs: Sequence[str], pivot: str | None) -> list[tuple[str, 
     return list(itertools.combinations(langs, 2))
 
 
-def _aligned(rows: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (in ``rows``) of the parallel rows of languages a and b, aligned by group."""
+def _aligned(
+    rows: pd.DataFrame,
+    a: str,
+    b: str,
+    cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in ``rows``) of the parallel rows of languages a and b, aligned by group.
+
+    ``cache`` keeps them per pair for a caller that passes the same ``rows`` again.
+    """
+    if cache is not None:
+        if (a, b) not in cache:
+            cache[(a, b)] = _aligned(rows, a, b)
+        return cache[(a, b)]
     ra = rows[(rows["lang"] == a) & rows["group"].notna()]
     rb = rows[(rows["lang"] == b) & rows["group"].notna()]
     ia = pd.Series(ra.index.to_numpy(), index=ra["group"].to_numpy())
@@ -120,7 +132,12 @@ def _protocol(d: dict[str, Any]) -> str:
 
 
 def _retrieval(
-    X: np.ndarray, rows: pd.DataFrame, cfg: MetricsConfig, centered: bool, pooling: str
+    X: np.ndarray,
+    rows: pd.DataFrame,
+    cfg: MetricsConfig,
+    centered: bool,
+    pooling: str,
+    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict[str, Any]]:
     """Tatoeba-style accuracy for each language pair, both directions and their mean.
 
@@ -133,7 +150,7 @@ def _retrieval(
     out: list[dict[str, Any]] = []
     langs = list(dict.fromkeys(rows["lang"]))
     for a, b in _language_pairs(langs, cfg.pivot):
-        ia, ib = _aligned(rows, a, b)
+        ia, ib = _aligned(rows, a, b, aligned)
         if len(ia) < 2:
             continue
         for scoring in cfg.scoring:
@@ -141,10 +158,10 @@ def _retrieval(
                 X[ia],
                 X[ib],
                 direction="both",
-                scoring=scoring,  # type: ignore[arg-type]
+                scoring=scoring,
                 k=cfg.k if scoring == "margin" else None,
                 dedup_texts=(list(texts[ia]), list(texts[ib])) if cfg.dedup else None,
-                backend=cfg.backend,  # type: ignore[arg-type]
+                backend=cfg.backend,
             )
             proto = {k: v for k, v in r["protocol"].items() if k != "center"}
             proto.update(pooling=pooling, centered=centered, seed=cfg.seed, n_boot=cfg.bootstrap)
@@ -176,18 +193,23 @@ def _retrieval(
 
 
 def _bucc(
-    X: np.ndarray, rows: pd.DataFrame, cfg: MetricsConfig, centered: bool, pooling: str
+    X: np.ndarray,
+    rows: pd.DataFrame,
+    cfg: MetricsConfig,
+    centered: bool,
+    pooling: str,
+    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[dict[str, Any]]:
     """BUCC-style mining P/R/F1 per language pair (needs at least 20 parallel rows)."""
-    from xalign.metrics._retrieval import bucc_evaluate
+    from xalign.metrics._bucc import bucc_evaluate
 
     out = []
     langs = list(dict.fromkeys(rows["lang"]))
     for a, b in _language_pairs(langs, cfg.pivot):
-        ia, ib = _aligned(rows, a, b)
+        ia, ib = _aligned(rows, a, b, aligned)
         if len(ia) < 20:
             continue
-        r = bucc_evaluate(X[ia], X[ib], seed=cfg.seed, k=cfg.k, backend=cfg.backend)  # type: ignore[arg-type]
+        r = bucc_evaluate(X[ia], X[ib], seed=cfg.seed, k=cfg.k, backend=cfg.backend)
         proto = {k: v for k, v in r["protocol"].items() if k != "center"}
         proto.update(pooling=pooling, centered=centered)
         for m in ("precision", "recall", "f1"):
@@ -313,7 +335,7 @@ def _pair_langs(cfg: MetricsConfig) -> list[str] | None:
 
 
 def _check_word_align(f: _Facts, cfg: MetricsConfig, gold: Any) -> str | None:
-    from xalign.metrics._store_align import _pairs_with_gold
+    from xalign.metrics._store_common import pairs_with_gold as _pairs_with_gold
     from xalign.store import resolve_pair_langs
 
     if gold is None:
@@ -349,6 +371,29 @@ def _check_attention(f: _Facts, cfg: MetricsConfig, gold: Any, layers: list[int]
     return None
 
 
+def _neuron_frames(plan: _Plan, out: _Collector) -> None:
+    """The ``neurons`` group: each store's language-specific neurons (LAPE), and the change
+    of the sets from each store to the next (before → after) when both have statistics."""
+    from xalign.metrics._neurons import neuron_change_rows, neuron_rows
+
+    cols = list(RESULTS_COLUMNS)
+    langs = plan.cfg.langs
+    have = [(lab, st) for lab, st in plan.stores if plan.runs_on(lab, "neurons")]
+    for lab, st in have:
+        out.run("neurons", lab, "", lambda st=st, lab=lab: [
+            pd.DataFrame(neuron_rows(st, label=lab, langs=langs), columns=cols)
+        ])  # fmt: skip
+    if plan.cfg.independent:
+        return
+    for (la, a), (lb, b) in itertools.pairwise(have):
+        out.run("neurons", lb, f" (change from {la})", lambda a=a, b=b, la=la, lb=lb: [
+            pd.DataFrame(
+                neuron_change_rows(a, b, before_label=la, after_label=lb, langs=langs),
+                columns=cols,
+            )
+        ])  # fmt: skip
+
+
 def _check_group(
     group: str, f: _Facts, cfg: MetricsConfig, gold: Any, layers: list[int], n_stores: int
 ) -> str | None:
@@ -374,6 +419,10 @@ def _check_group(
         return _check_word_align(f, cfg, gold)
     if group == "attention":
         return _check_attention(f, cfg, gold, layers)
+    if group == "neurons":
+        if not f.store.has_neurons:
+            return "needs feed-forward neuron statistics (re-extract with --neurons)"
+        return None
     raise AssertionError(group)
 
 
@@ -537,6 +586,7 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
             _store_similarity(plan.stores, config, cka_matrix)
         ])  # fmt: skip
     _alignment_frames(plan, out)
+    _neuron_frames(plan, out)
     notes = [*out.notes, *(f"FAILED: {m}" for m in out.failures)]
     if out.frames:
         results = pd.concat(out.frames, ignore_index=True)
@@ -579,6 +629,7 @@ def _sentence_groups(plan: _Plan, out: _Collector, label: str, store: Any, bar: 
                     f"parallel rows left out: {_listing(short)}"
                 )
     base = {"pooling": config.pooling}
+    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # same rows every layer
     for layer in plan.layers[label]:
         X, rows = store.sentences(
             pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
@@ -589,7 +640,7 @@ def _sentence_groups(plan: _Plan, out: _Collector, label: str, store: Any, bar: 
         for group in ("clusters", "isotropy", "probe", "retrieval", "bucc", "cka"):
             if group in runs:
                 out.run(group, label, f" at layer {layer}", _layer_group, group, X, rows, grp,
-                        config, base, store, label, layer)  # fmt: skip
+                        config, base, store, label, layer, aligned)  # fmt: skip
         bar.update(1)
 
 
@@ -603,8 +654,10 @@ def _layer_group(
     store: Any,
     label: str,
     layer: int,
+    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[pd.DataFrame]:
-    return _tidy_layer(_one_group(group, X, rows, grp, config), base, store, label, layer)
+    parts = _one_group(group, X, rows, grp, config, aligned)
+    return _tidy_layer(parts, base, store, label, layer)
 
 
 def _tidy_layer(
@@ -620,9 +673,19 @@ def _tidy_layer(
 
 
 def _one_group(
-    group: str, X: np.ndarray, rows: pd.DataFrame, grp: np.ndarray | None, config: MetricsConfig
+    group: str,
+    X: np.ndarray,
+    rows: pd.DataFrame,
+    grp: np.ndarray | None,
+    config: MetricsConfig,
+    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[pd.DataFrame]:
-    """One sentence-level group on one layer's vectors (tidy frames without store columns)."""
+    """One sentence-level group on one layer's vectors (tidy frames without store columns).
+
+    ``aligned`` caches the paired row positions of each language pair across layers (the
+    rows are the same at every layer).
+    """
+    from xalign.metrics._blas import single_blas_thread
     from xalign.metrics._centering import center_by_language
     from xalign.metrics._clusters import cluster_metrics
     from xalign.metrics._isotropy import isotropy_metrics
@@ -659,18 +722,22 @@ def _one_group(
         ]
     if group in ("retrieval", "bucc"):
         fn = _retrieval if group == "retrieval" else _bucc
-        return [
-            _records(
-                fn(
-                    center_by_language(X, langs) if centered else X,
-                    rows,
-                    config,
-                    centered,
-                    config.pooling,
+        # one search per language pair of ~1,000 rows: one BLAS thread is as fast on an idle
+        # machine and many times faster when other processes compete for the cores
+        with single_blas_thread():
+            return [
+                _records(
+                    fn(
+                        center_by_language(X, langs) if centered else X,
+                        rows,
+                        config,
+                        centered,
+                        config.pooling,
+                        aligned,
+                    )
                 )
-            )
-            for centered in config.centerings
-        ]
+                for centered in config.centerings
+            ]
     if group == "cka":
         return [_quiet(cka_between_languages, X, langs, rows["group"].to_numpy())]
     raise AssertionError(group)
@@ -701,7 +768,7 @@ def _load_gold(cfg: MetricsConfig) -> Any:
         raise ConfigError(f"--gold {cfg.gold}: no folder given; expected wordalign:DIR")
     if not Path(path).exists():
         raise ConfigError(f"--gold {cfg.gold}: no such folder or file {path}")
-    return gold_alignments(path, out_of_range=cfg.gold_out_of_range)  # type: ignore[arg-type]
+    return gold_alignments(path, out_of_range=cfg.gold_out_of_range)
 
 
 def _attention_pairs(f: _Facts) -> tuple[list[tuple[str, str]], list[str]]:
@@ -787,7 +854,7 @@ def _word_align(
 def _attention(
     store: Any, label: str, gold: Any, calls: list[list[str]], layers: list[int]
 ) -> list[pd.DataFrame]:
-    from xalign.metrics._store_align import attention_alignment_metrics
+    from xalign.metrics._store_attention import attention_alignment_metrics
 
     parts: list[pd.DataFrame] = []
     seen: set[str] = set()
@@ -808,7 +875,7 @@ def _attention(
 
 
 def _attention_distance(a: Any, b: Any, label: str) -> list[pd.DataFrame]:
-    from xalign.metrics._store_align import attention_store_distance
+    from xalign.metrics._store_attention import attention_store_distance
 
     return [_tidy_token(attention_store_distance(a, b), a, label)]
 

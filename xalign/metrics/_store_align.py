@@ -37,12 +37,6 @@ from xalign.metrics._alignment import (
     word_similarity,
 )
 from xalign.metrics._attention import merge_attention_to_words
-from xalign.metrics._store_attention import (
-    attention_alignment_metrics as attention_alignment_metrics,
-)
-from xalign.metrics._store_attention import (
-    attention_store_distance as attention_store_distance,
-)
 from xalign.metrics._store_common import (
     BLOCK_PAIRS,
     STORE_ALIGN_COLUMNS,
@@ -74,10 +68,6 @@ __all__ = [
 EmbeddingMethod = Literal["argmax", "itermax"]
 
 _ALIGN_PARTS = ("aer", "f1", "precision", "recall")
-
-# xalign.metrics._run still imports these from here (their home until the split); drop them
-# once it imports attention_* from _store_attention and pairs_with_gold from _store_common.
-_pairs_with_gold = pairs_with_gold
 
 
 def _methods(methods: str | Sequence[str], allowed: tuple[str, ...]) -> list[str]:

@@ -72,6 +72,15 @@ def bootstrap_distribution(
     if int(n_boot) < 1:
         raise ConfigError(f"n_boot={n_boot} is not allowed; expected an integer >= 1")
     n_boot = int(n_boot)
+    if statistic is np.mean and _small_integers(arr):
+        counts = _resample_counts(arr.size, n_boot, int(seed))
+        if counts is not None:
+            # 0/1 (or -1/0/1) values: a replicate's sum is (times each item was drawn) @
+            # values, an integer that float32 products and sums hold exactly, so this gives
+            # np.mean's bits from a matrix-vector product instead of a gather of n_boot * n
+            # float64 values (~20x faster)
+            v = arr.astype(np.float32)
+            return np.concatenate([(c @ v).astype(np.float64) for c in counts]) / arr.size
     out = np.empty(n_boot, dtype=np.float64)
     start = 0
     for idx in _resample_indices(arr.size, n_boot, int(seed)):
@@ -79,6 +88,11 @@ def bootstrap_distribution(
         out[start:stop] = np.asarray(statistic(arr[idx], axis=-1), dtype=np.float64)
         start = stop
     return out
+
+
+def _small_integers(arr: NDArray[np.float64]) -> bool:
+    """Every value is -1, 0 or 1 (correctness, or a difference of two correctness vectors)."""
+    return bool(np.all((arr == 0.0) | (arr == 1.0) | (arr == -1.0)))
 
 
 # Resample indices depend only on (n, n_boot, seed), and a metrics run asks for the same ones
@@ -109,6 +123,35 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> list[NDArray[np.integer
             _cache[key] = blocks
             while sum(n_ * b for n_, b, _ in _cache) > _CACHE_ELEMENTS:
                 _cache.popitem(last=False)
+    return blocks
+
+
+_counts_cache: OrderedDict[tuple[int, int, int], list[NDArray[np.float32]]] = OrderedDict()
+
+
+def _resample_counts(n: int, n_boot: int, seed: int) -> list[NDArray[np.float32]] | None:
+    """Blocks of ``(replicates, n)`` float32 counts: how often each item is drawn in each
+    replicate, from the same indices as :func:`_resample_indices`; cached like them. None
+    when the indices are too many to cache (the gather is then as cheap as counting) or n
+    is too large for float32 to count exactly."""
+    if n * n_boot > _CACHE_ELEMENTS or n >= 2**24:
+        return None
+    key = (n, n_boot, seed)
+    with _lock:
+        if key in _counts_cache:
+            _counts_cache.move_to_end(key)
+            return _counts_cache[key]
+    blocks = []
+    for idx in _resample_indices(n, n_boot, seed):
+        rows = idx.shape[0]
+        flat = idx + (np.arange(rows, dtype=np.int64) * n)[:, None]
+        c = np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float32)
+        c.setflags(write=False)
+        blocks.append(c)
+    with _lock:
+        _counts_cache[key] = blocks
+        while sum(n_ * b for n_, b, _ in _counts_cache) > _CACHE_ELEMENTS:
+            _counts_cache.popitem(last=False)
     return blocks
 
 
