@@ -427,33 +427,12 @@ _ONE_THREAD_MACS = 2**26
 
 
 def _retrieve_both(
-    xn: NDArray[np.float32],
-    yn: NDArray[np.float32],
-    *,
-    margin: str,
-    k: int,
-    candidates: str,
-    factor: float,
-    directions: tuple[str, ...],
-    block_size: int | None,
-    backend: str,
-    scores: bool = True,
+    xn: NDArray[np.float32], yn: NDArray[np.float32], *, backend: str, **options: Any
 ) -> dict[str, Any]:
-    """:func:`_search_both`, on one BLAS thread when the search is small."""
+    """:func:`_search_both` (same keywords), on one BLAS thread when the search is small."""
     small = backend == "numpy" and xn.shape[0] * yn.shape[0] * xn.shape[1] <= _ONE_THREAD_MACS
     with single_blas_thread() if small else contextlib.nullcontext():
-        return _search_both(
-            xn,
-            yn,
-            margin=margin,
-            k=k,
-            candidates=candidates,
-            factor=factor,
-            directions=directions,
-            block_size=block_size,
-            backend=backend,
-            scores=scores,
-        )
+        return _search_both(xn, yn, backend=backend, **options)
 
 
 def _search_both(
