@@ -37,7 +37,11 @@ def demo(tmp_path, monkeypatch):
         return 0
 
     monkeypatch.setattr(xalign.extract, "load_extract_encoder", lambda cfg: object())
-    monkeypatch.setattr(xalign.extract, "extract", lambda *a, **k: (None, Summary()))
+    def extract(cfg, *a, **k):
+        seen.setdefault("extract", []).append(cfg)
+        return None, Summary()
+
+    monkeypatch.setattr(xalign.extract, "extract", extract)
     monkeypatch.setattr(xalign.extract, "extract_pair_attention", lambda *a, **k: None)
     monkeypatch.setattr(xalign.metrics.__main__, "main", metrics_main)
     monkeypatch.setattr(xalign.project, "project_stores", lambda *a, **k: [])
@@ -57,6 +61,9 @@ def test_demo_says_what_it_wrote(demo, capsys):
     printed = capsys.readouterr().out
     groups = seen["metrics"][seen["metrics"].index("--metrics") + 1].split(",")
     assert "attention" not in groups and "retrieval" in groups
+    # every group asked for by name must be supported by the main store, or metrics refuse it
+    # (CI's make demo failed on --metrics neurons against a store without the statistics)
+    assert "neurons" in groups and seen["extract"][0].neurons
     assert "re-extract with --attentions" not in printed
     line = next(x for x in printed.splitlines() if x.startswith("  report     "))
     assert "figures/*.pdf" not in line and "interactive HTML only" in line and "chromium" in line

@@ -42,6 +42,7 @@ def _demo(out: Path, *, model: str, progress: bool) -> int:
         layers="all",
         pooling=["mean", "cls"],
         label="pretrained",
+        neurons=True,  # feed-forward neuron statistics for the neurons metrics and views
         progress=progress,
     )
     encoder = load_extract_encoder(cfg)  # SDPA; switched to eager where attentions are asked for
