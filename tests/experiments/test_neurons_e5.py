@@ -16,10 +16,6 @@ HERE = Path(__file__).resolve().parents[2] / "experiments" / "neurons-e5"
 RESULTS = HERE / "results.parquet"
 SUMMARY = HERE / "summary.md"
 
-pytestmark = pytest.mark.skipif(
-    not (RESULTS.is_file() and SUMMARY.is_file()), reason="neurons-e5 results not committed"
-)
-
 
 def _count_blocks(text: str) -> dict[str, pd.DataFrame]:
     """Every ``<!-- counts: CHECKPOINT -->`` Markdown table: rows as labels, block columns."""
@@ -95,8 +91,7 @@ def test_selection_size_and_protocol(results):
 
 def test_change_rows_are_count_differences(results):
     ch = results[results["metric"] == "neuron_specific_change"]
-    if ch.empty:
-        pytest.skip("no push/pull comparison in this result")
+    assert len(ch) == 12 * 12, "the committed result compares pretrained with push/pull"
     c = results[results["metric"] == "neuron_specific_count"]
     pre = c[c["checkpoint"] == "pretrained"].set_index(["layer", "lang"])["value"]
     post = c[c["checkpoint"] == "pushpull"].set_index(["layer", "lang"])["value"]
@@ -107,10 +102,8 @@ def test_change_rows_are_count_differences(results):
 
 
 def test_ablation_table():
-    path = HERE / "ablation.csv"
-    if not path.is_file() or path.stat().st_size <= 1:
-        pytest.skip("no ablation in this result")
-    a = pd.read_csv(path)
+    a = pd.read_csv(HERE / "ablation.csv")  # committed with the result
+    assert set(a["lang"]) == {"fra", "hin"}
     for lang, g in a.groupby("lang"):
         # the control zeroes as many neurons, in the same blocks, as the language's own set
         assert len(g) == 2, lang
@@ -125,10 +118,8 @@ def test_ablation_table():
 
 def test_ablation_by_layer_agrees_with_the_reports():
     """At the measured block, the per-layer table equals the .ablation.json numbers."""
-    a_path, l_path = HERE / "ablation.csv", HERE / "ablation_layers.csv"
-    if not (a_path.is_file() and l_path.is_file()):
-        pytest.skip("no ablation in this result")
-    a, t = pd.read_csv(a_path), pd.read_csv(l_path)
+    a, t = pd.read_csv(HERE / "ablation.csv"), pd.read_csv(HERE / "ablation_layers.csv")
+    assert len(a) == 4 and len(t) > len(a)
     for r in a.itertuples():
         kind = "random" if r.ablated.startswith("random") else "specific"
         row = t[(t["lang"] == r.lang) & (t["ablated"] == kind) & (t["layer"] == r.layer)]
