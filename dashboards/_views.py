@@ -244,6 +244,26 @@ def lasso_rows(selected: dict[str, Any] | None) -> list[int] | None:
 # ---------------------------------------------------------------- metrics
 
 
+def _difference(
+    d: pd.DataFrame,
+    metric: str,
+    before: str | None,
+    after: str | None,
+    langs: list[str] | None,
+    direction: Any,
+) -> Any:
+    """After − before of one metric's rows (one protocol), or what to choose to see it."""
+    ckpts = set(d["checkpoint"])
+    if before and after and before != after and {before, after} <= ckpts:
+        return F.fig_difference(
+            d, metric=metric, before=before, after=after, langs=langs, direction=direction
+        )
+    return F.fig_empty(
+        "choose two different checkpoints (before, after) of this results table for the "
+        "difference view"
+    )
+
+
 def metric_views(
     catalog: Catalog,
     results_rel: str | None,
@@ -288,14 +308,7 @@ def metric_views(
         )
     else:
         out["heatmap"] = F.fig_empty(f"{metric} has no language-pair values (no heatmap)")
-    if before and after and before != after and {before, after} <= set(ckpts):
-        out["difference"] = F.fig_difference(
-            d, metric=metric, before=before, after=after, langs=langs, direction=direction
-        )
-    else:
-        out["difference"] = F.fig_empty(
-            "choose two different checkpoints of this results table for the difference view"
-        )
+    out["difference"] = _difference(d, metric, before, after, langs, direction)
     return out
 
 
@@ -374,14 +387,7 @@ def neuron_views(
         )
     else:
         out["overlap"] = F.fig_empty(f"no {NEURON_OVERLAP} rows for {ck}")
-    if before and after and before != after and {before, after} <= set(ckpts):
-        out["difference"] = F.fig_difference(
-            d, metric=metric, before=before, after=after, langs=langs, direction=direction
-        )
-    else:
-        out["difference"] = F.fig_empty(
-            "choose two different checkpoints (before, after) of this results table"
-        )
+    out["difference"] = _difference(d, metric, before, after, langs, direction)
     return out
 
 
