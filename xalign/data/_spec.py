@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from xalign._validate import check_choice
 from xalign.data._corpus import Corpus
 from xalign.data._readers import (
     read_hf,
@@ -16,7 +17,6 @@ from xalign.data._readers import (
 )
 from xalign.data._sample import load_sample
 from xalign.data._wordalign import read_word_align
-from xalign._validate import check_choice
 from xalign.errors import DataError
 
 __all__ = ["DATA_KINDS", "load_corpus", "parse_data_spec"]
