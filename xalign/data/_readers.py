@@ -650,8 +650,9 @@ def read_pawsx(
     the 0-based pair index before dropping. This is checked per split (equal row counts,
     labels agreeing on every comparable row); a split that fails the check gets no groups
     and ``meta["parallel"][split]`` is False, with a warning that says why. Ids are
-    ``f"{lang_raw}:{split}:{i}:s1"``; ``label`` is the pair's label (``"0"``/``"1"``, None when the file has none). The same
-    sentence may occur in several pairs (242 repeated ``sentence1`` in English dev).
+    ``f"{lang_raw}:{split}:{i}:s1"``; ``label`` is the pair's label (``"0"``/``"1"``, None
+    when the file has none). The same sentence may occur in several pairs (242 repeated
+    ``sentence1`` in English dev).
 
     Parameters
     ----------
