@@ -37,6 +37,7 @@ def demo(tmp_path, monkeypatch):
         return 0
 
     monkeypatch.setattr(xalign.extract, "load_extract_encoder", lambda cfg: object())
+
     def extract(cfg, *a, **k):
         seen.setdefault("extract", []).append(cfg)
         return None, Summary()
