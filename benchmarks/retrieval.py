@@ -5,7 +5,14 @@ directions: ``xalign.metrics.tatoeba_accuracy`` (cosine, deterministic tie-break
 backend ``auto`` picks) against the floor, a bare numpy blocked matmul + argmax over the same
 float32 arrays (normalisation included in both). Arrays are read from the store first; reading
 is not timed. Accuracies of the two must agree. The two alternate search by search (A B, then
-B A, ...) in each of ``--repeats`` passes over all searches; medians of the passes' totals.
+B A, ...) in each of ``--repeats`` passes over all searches, after one untimed warm-up call
+of each; medians of the passes' totals.
+
+``--exact`` — instead of timing, checks exactness (docs/metrics.md#exact): for every language
+and stored layer (``--pooling`` picks the pooling), the predictions of ``tatoeba_accuracy``
+(cosine, both directions) against the argmax of float64 cosines computed from the raw stored
+vectors, next to the plain float32 computation's disagreements and the degeneracy of the layer
+(mean cosine of all pairs, median best-vs-second gap).
 
 Part 2 — a 100,000 × 100,000 × 384 top-1 search (synthetic unit vectors), each backend in its
 own process, reporting seconds and peak RSS (a full score matrix would be 37 GiB).
@@ -20,6 +27,7 @@ held-out result), in its own process, reporting seconds per stage and peak RSS.
         --out runs/tatoeba-all-e5
     python benchmarks/retrieval.py runs/tatoeba-all-e5 [--big 100000] [--bucc 100000] \\
         [--repeats 5] [--layers all|last]
+    python benchmarks/retrieval.py STORE --exact [--pooling cls] --big 0
 """
 
 from __future__ import annotations
@@ -47,6 +55,62 @@ def floor_accuracy(a: np.ndarray, b: np.ndarray, block: int = 4096) -> tuple[flo
     return float((fwd == gold).mean()), float((bwd == gold).mean())
 
 
+def _pairs(store, layers: str, pooling: str | None = None):
+    """(language, layer, X_lang, X_eng) for every language paired with English, rows in
+    group order; arrays read before any timing."""
+    rows = store.rows
+    langs = [x for x in store.languages if x != "eng"]
+    chosen = store.layers if layers == "all" else [store.layers[-1]]
+    index = []
+    for lang in langs:
+        a = rows[rows["lang"] == lang].sort_values("group")
+        b = rows[(rows["lang"] == "eng") & rows["group"].isin(a["group"])].sort_values("group")
+        index.append((lang, a.index.to_numpy(), b.index.to_numpy()))
+    out = []
+    for layer in chosen:
+        kw = {"pooling": pooling} if pooling else {}
+        X = np.asarray(store.sentences(layer=layer, **kw))
+        out += [(lang, layer, X[ia], X[ib]) for lang, ia, ib in index]
+    return out, langs, chosen
+
+
+def exact_check(store_path: str, layers: str, pooling: str | None, backend: str) -> None:
+    """xalign's predictions against the float64 truth from the raw vectors, per search."""
+    from xalign.metrics import tatoeba_accuracy
+    from xalign.store import Store
+
+    arrays, langs, chosen = _pairs(Store.open(store_path), layers, pooling)
+    total = bad_x = bad_f = 0
+    print(f"exactness: {len(langs)} languages x {len(chosen)} layers x 2 directions")
+    for lang, layer, A, B in arrays:
+        a64 = A.astype(np.float64)
+        b64 = B.astype(np.float64)
+        a64 /= np.linalg.norm(a64, axis=1, keepdims=True)
+        b64 /= np.linalg.norm(b64, axis=1, keepdims=True)
+        S = a64 @ b64.T
+        truth = (S.argmax(1), S.argmax(0))
+        t = time.perf_counter()
+        r = tatoeba_accuracy(A, B, direction="both", backend=backend)
+        dt = time.perf_counter() - t
+        a32 = A / np.linalg.norm(A, axis=1, keepdims=True)
+        b32 = B / np.linalg.norm(B, axis=1, keepdims=True)
+        F = a32 @ b32.T
+        nx = int((r["pred_src2tgt"] != truth[0]).sum() + (r["pred_tgt2src"] != truth[1]).sum())
+        nf = int((F.argmax(1) != truth[0]).sum() + (F.argmax(0) != truth[1]).sum())
+        top2 = np.sort(S, axis=1)[:, -2:]
+        gap = float(np.median(top2[:, 1] - top2[:, 0]))
+        total += 2 * len(A)
+        bad_x += nx
+        bad_f += nf
+        if nx or nf or gap < 1e-5:
+            print(
+                f"  {lang} layer {layer}: {2 * len(A)} queries, mean cosine {S.mean():.5f}, "
+                f"median top-2 gap {gap:.1e}: xalign {nx} / float32 {nf} disagreements "
+                f"with float64 ({1e3 * dt:.0f} ms)"
+            )
+    print(f"  all: {total:,} queries; xalign {bad_x} and float32 {bad_f} disagree with float64")
+
+
 def part1(store_path: str, backend: str, repeats: int = 1, layers: str = "all") -> None:
     """xalign vs floor over every (language, layer) search, interleaved: within a repeat each
     search runs both (A B, then B A for the next search, ...); totals per repeat, medians."""
@@ -57,19 +121,15 @@ def part1(store_path: str, backend: str, repeats: int = 1, layers: str = "all") 
 
     store = Store.open(store_path)
     rows = store.rows
-    langs = [x for x in store.languages if x != "eng"]
-    chosen = store.layers if layers == "all" else [store.layers[-1]]
-    pairs = []
-    for lang in langs:
-        a = rows[rows["lang"] == lang].sort_values("group")
-        b = rows[(rows["lang"] == "eng") & rows["group"].isin(a["group"])].sort_values("group")
-        pairs.append((a.index.to_numpy(), b.index.to_numpy()))
-    arrays = []
-    for layer in chosen:
-        X = store.sentences(layer=layer)
-        arrays += [(X[ia], X[ib]) for ia, ib in pairs]
+    found, langs, chosen = _pairs(store, layers)
+    arrays = [(A, B) for _, _, A, B in found]
     totals: dict[str, list[float]] = {"xalign": [], "floor": []}
     worst = 0.0
+    # warm-up, not timed, on the smallest and the largest search: first-call costs (lazy
+    # imports, the BLAS thread controller) are paid once per process, not per search
+    for A, B in (min(arrays, key=lambda p: len(p[0])), max(arrays, key=lambda p: len(p[0]))):
+        tatoeba_accuracy(A, B, direction="both", backend=backend)
+        floor_accuracy(A, B)
     flip = False
     for _ in range(repeats):
         t_run = {"xalign": 0.0, "floor": 0.0}
@@ -203,6 +263,8 @@ def main() -> None:
     p.add_argument("--layers", choices=("all", "last"), default="all", help="layers of part 1")
     p.add_argument("--big", type=int, default=100_000, help="rows for part 2 (0 = skip)")
     p.add_argument("--bucc", type=int, default=0, help="rows per side for part 3 (0 = skip)")
+    p.add_argument("--exact", action="store_true", help="check exactness instead of part 1")
+    p.add_argument("--pooling", default=None, help="pooling for --exact (default: the store's)")
     p.add_argument("--big-child", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--bucc-child", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -212,7 +274,9 @@ def main() -> None:
     if a.bucc_child:
         bucc_child(a.bucc_child, a.backend)
         return
-    if a.store:
+    if a.store and a.exact:
+        exact_check(a.store, a.layers, a.pooling, a.backend)
+    elif a.store:
         part1(a.store, a.backend, a.repeats, a.layers)
     if a.big:
         part2(a.big)

@@ -465,7 +465,7 @@ def test_unit_rows_huge_finite_values_and_bad_rows():
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 8)).astype(np.float32)
-    big = _unit_rows(x * np.float32(1e20), "src")
+    big = _unit_rows(x * np.float32(1e20), "src").f32
     np.testing.assert_allclose(big, x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(big, axis=1), 1.0, rtol=1e-6)
     r = tatoeba_accuracy(x * np.float32(1e20), x, backend="numpy")
@@ -516,7 +516,7 @@ def test_csls_over_all_targets_identical_on_every_backend(n_gpus, fake_faiss_gpu
 def test_top1_shifted_searches_again_when_candidates_are_not_enough():
     """Twenty identical best keys exceed the first pool of 8 candidates: the query is searched
     again with more, and the lowest index of the tie wins."""
-    from xalign.metrics._knn import top1_shifted
+    from xalign.metrics._knn import _as_rows, top1_shifted
 
     rng = np.random.default_rng(0)
     keys = rng.normal(size=(50, 6)).astype(np.float32)
@@ -524,7 +524,13 @@ def test_top1_shifted_searches_again_when_candidates_are_not_enough():
     q = keys[5:6] / np.linalg.norm(keys[5])
     shift = np.zeros(50)
     shift[5] = 1.0  # key 5 itself is pushed below its copies
-    idx, s = top1_shifted(q, keys, shift, lambda r, c, dots: dots - shift[c], backend="numpy")
+    idx, s = top1_shifted(
+        _as_rows(q, "q"),
+        _as_rows(keys, "keys"),
+        shift,
+        lambda r, c, d: d - shift[c],
+        backend="numpy",
+    )
     exact = q.astype(np.float64) @ keys.astype(np.float64).T - shift
     assert idx.tolist() == [10] and exact.argmax() == 10
     np.testing.assert_allclose(s, exact.max(), rtol=1e-12)
@@ -545,3 +551,26 @@ def test_small_searches_on_one_blas_thread_give_the_same_result(monkeypatch):
     for r0, r1 in zip(out[0], out[2**40], strict=True):
         assert np.array_equal(r0["pred_src2tgt"], r1["pred_src2tgt"])
         assert np.array_equal(r0["pred_tgt2src"], r1["pred_tgt2src"])
+
+
+def test_one_numpy_blas_thread_sets_and_restores_the_thread_count():
+    from threadpoolctl import threadpool_info
+
+    import xalign.metrics._retrieval as ret
+
+    libs = ret._numpy_blas()
+    assert libs  # numpy's BLAS is found
+    paths = {c.filepath for c in libs}
+
+    def counts():
+        return {
+            i["filepath"]: i["num_threads"] for i in threadpool_info() if i["filepath"] in paths
+        }
+
+    before = counts()
+    with ret._one_numpy_blas_thread():
+        assert set(counts().values()) == {1}
+    assert counts() == before
+    with pytest.raises(RuntimeError), ret._one_numpy_blas_thread():
+        raise RuntimeError("restored on errors too")
+    assert counts() == before

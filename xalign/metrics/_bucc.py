@@ -88,7 +88,7 @@ def bucc_mine(
     k = _positive_int(k, "k")
     xn, yn = _unit_pair(src, tgt, center=center)
     chosen = select_backend(backend)
-    n, m = xn.shape[0], yn.shape[0]
+    n, m = len(xn), len(yn)
     fwd = _neighbourhood(xn, yn, k, chosen)
     bwd = _neighbourhood(yn, xn, k, chosen)
     f_best, f_score = _best(xn, yn, fwd, bwd[2], margin, "knn", 1.0, None)

@@ -2,8 +2,11 @@
 
 One routine, :func:`knn`, serves every retrieval metric (Tatoeba accuracy, margin scores,
 CSLS, BUCC mining). Its backends (plain numpy, faiss CPU, faiss GPU) return *identical*
-indices: each backend only proposes candidates, and one shared numpy step re-scores them in
-float64 and ranks them by ``(score descending, index ascending)``.
+indices: each backend only proposes candidates from float32 scores, and one shared numpy step
+scores them in float64 **from the vectors as given** (for cosine: each row divided by its
+float64 norm) and ranks them by ``(score descending, index ascending)``. A proven bound on the
+float32 error (rounding of the product and of the float32 normalisation) decides which keys
+must be scored in float64; queries with too many keys inside it are searched in float64.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "Rows",
     "knn",
+    "knn_rows",
     "merge_shard_candidates",
+    "rho_float32_normalised",
+    "rho_float64_normalised",
     "select_backend",
     "top1_both",
+    "top1_both_rows",
     "top1_shifted",
 ]
 
@@ -38,8 +46,12 @@ _GPU_MAX_K = 2048
 _BLOCK_BYTES = 256 * 2**20
 # Memory budget (bytes) for one chunk of gathered float64 candidate vectors while re-scoring.
 _RESCORE_BYTES = 64 * 2**20
-# Unit roundoff of float32.
+# Unit roundoffs of float32 and float64, the smallest normal float32, and a factor that
+# covers the float64 rounding of the error bounds themselves.
 _U32 = 2.0**-24
+_U64 = 2.0**-53
+_TINY32 = float(np.finfo(np.float32).tiny)
+_SAFE = 1.0 + 2.0**-20
 # Relative error of one product when a GPU GEMM rounds its inputs to TF32 (10 mantissa bits):
 # a safety bound in case faiss's cuBLAS call runs in TF32 mode.
 _U_TF32 = 2.0**-10
@@ -105,17 +117,229 @@ def select_backend(backend: str = "auto") -> str:
     return backend
 
 
-def _as_matrix(x: ArrayLike, name: str) -> NDArray[np.float32]:
+def _gamma(d: int) -> float:
+    """Bound on the relative error of a float32 dot product of length ``d``, in any summation
+    order and with or without fused multiply-adds: γ_d = d·u/(1 − d·u), u = 2⁻²⁴ (Higham,
+    *Accuracy and Stability of Numerical Algorithms*, 2002, §3.1)."""
+    du = d * _U32
+    return du / (1.0 - du) if du < 0.5 else np.inf
+
+
+@functools.lru_cache(maxsize=64)
+def rho_float32_normalised(d: int) -> float:
+    """Componentwise relative error of :func:`~xalign.metrics._rows.normalize_rows` with
+    ``dtype=np.float32`` on float32 (or float16) rows, against the exactly normalised rows.
+
+    The norm ν comes from float32 sums of squares (relative error ≤ γ_d), a float64 square
+    root and a cast to float32: ν = ‖x‖(1 + η) with |η| ≤ (1 + γ_d/(2 − γ_d))(1 + 2⁻⁵³)(1 + u)
+    − 1. Each component is then one float32 division: f_l = (x_l/‖x‖)(1 + ε)/(1 + η), |ε| ≤ u,
+    so |f_l/x̂_l − 1| ≤ (u + η)/(1 − η).
+    """
+    g = _gamma(d)
+    eta = (1.0 + g / (2.0 - g)) * (1.0 + _U64) * (1.0 + _U32) - 1.0
+    return (_U32 + eta) / (1.0 - eta) * _SAFE
+
+
+@functools.lru_cache(maxsize=64)
+def rho_float64_normalised(d: int) -> float:
+    """Componentwise relative error of rows normalised in float64 and then cast to float32:
+    the float64 norm and division err by at most (d/2 + 3)·2⁻⁵³, the cast by u."""
+    return (_U32 + (d + 8) * _U64) * _SAFE
+
+
+class Rows:
+    """Vectors ready for search: float32 rows to search, and the rows exact scores come from.
+
+    ``f32`` (C-contiguous float32) is what the backends search. ``src`` holds the vectors as
+    given (any real dtype; centred ones when the caller centred them in float64), and every
+    exact score is computed from it in float64: the cosine of two ``src`` rows when ``cosine``
+    (each row divided by its float64 norm), else their inner product. ``rho`` bounds the
+    componentwise error of ``f32`` against the target rows ``t`` (``src`` rows, normalised when
+    ``cosine``): ``|f32[i, l] − t[i, l]| ≤ rho·|t[i, l]|`` (float32 underflow is covered
+    separately). ``norms`` bounds ``‖t_i‖`` per row (``None``: all 1, the cosine case).
+    """
+
+    __slots__ = ("_norms64", "cosine", "f32", "norms", "rho", "src")
+
+    def __init__(
+        self,
+        f32: NDArray[np.float32],
+        src: NDArray[Any],
+        *,
+        cosine: bool,
+        rho: float,
+        norms: NDArray[np.float64] | None = None,
+    ) -> None:
+        self.f32, self.src, self.cosine, self.rho, self.norms = f32, src, cosine, rho, norms
+        self._norms64: NDArray[np.float64] | None = None
+
+    def __len__(self) -> int:
+        return int(self.f32.shape[0])
+
+    def norm_bounds(self) -> NDArray[np.float64]:
+        """Upper bounds on the norms of the target rows (ones for cosine)."""
+        return np.ones(len(self)) if self.norms is None else self.norms
+
+    def norms64(self) -> NDArray[np.float64]:
+        """Float64 norms of all ``src`` rows, computed once (chunks of contiguous-row sums,
+        bit-identical to the sums :func:`_exact` takes over gathered rows)."""
+        if self._norms64 is None:
+            n, d = self.src.shape
+            out = np.empty(n)
+            step = max(1, _RESCORE_BYTES // (8 * max(1, d)))
+            for s in range(0, n, step):
+                r = self.src[s : s + step].astype(np.float64, copy=False)
+                out[s : s + step] = np.sqrt((r * r).sum(axis=-1))
+            self._norms64 = out
+        return self._norms64
+
+
+def _as_rows(x: ArrayLike, name: str) -> Rows:
+    """Checked inner-product :class:`Rows` of ``x``: its float32 copy, scored exactly from ``x``."""
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise DataError(f"{name}: expected a 2-D array [rows, dim], got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+    f32 = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(f32).all():
+        bad = int(np.argwhere(~np.isfinite(f32))[0, 0])
         raise DataError(f"{name}: row {bad} contains NaN or infinity")
-    return arr
+    exact = arr.dtype in (np.float16, np.float32)  # float32 holds them exactly
+    rho = 0.0 if exact else _U32 * _SAFE
+    d = max(1, arr.shape[1])
+    norms = np.sqrt(np.einsum("ij,ij->i", f32, f32, dtype=np.float64))
+    norms *= (1.0 + (d + 4) * _U64) / (1.0 - rho) * _SAFE
+    return Rows(f32, arr, cosine=False, rho=rho, norms=norms)
+
+
+def _tol(q: Rows, y: Rows, *, extra: float = 0.0, shift_max: float = 0.0) -> NDArray[np.float64]:
+    """Per query, a bound on |float32 score − exact float64 score| for any of its keys.
+
+    Float32 scores are products of ``q.f32`` and ``y.f32`` rows, optionally augmented by a
+    coordinate ``[1]·[−shift]`` (``shift_max`` = max |shift|); exact scores are those of
+    :func:`_exact` (``t_q·t_y``, minus shift). The bound adds (i) the product's rounding,
+    γ_{d'}·Σ|f_q f_y| ≤ γ_{d'}(1 + ρ_q)(1 + ρ_y)‖t_q‖‖t_y‖ (+ |shift|), with ``extra`` for a
+    GPU's TF32 inputs; (ii) the float32 rows' own error, (ρ_q + ρ_y + ρ_qρ_y)‖t_q‖‖t_y‖;
+    (iii) the float32 rounding of the shift, u·|shift|; (iv) the float64 rounding of the exact
+    score, (2d + 8)·2⁻⁵³·‖t_q‖‖t_y‖; (v) float32 underflow, 4·d·2⁻¹²⁶. A factor 1 + 2⁻²⁰ covers
+    the rounding of this computation itself.
+    """
+    d = q.f32.shape[1]
+    if q.norms is None and y.norms is None:  # cosine: the same bound for every query
+        return np.full(q.f32.shape[0], _tol_cached(d, q.rho, y.rho, extra, shift_max))
+    norm_prod = q.norm_bounds() * float(y.norm_bounds().max(initial=0.0))
+    return _tol_scalar(d, q.rho, y.rho, extra, shift_max, norm_prod)
+
+
+@functools.lru_cache(maxsize=64)
+def _tol_cached(d: int, rq: float, ry: float, extra: float, shift_max: float) -> float:
+    return float(_tol_scalar(d, rq, ry, extra, shift_max, 1.0))
+
+
+def _tol_scalar(
+    d: int, rq: float, ry: float, extra: float, shift_max: float, norm_prod: Any
+) -> Any:
+    """:func:`_tol` for a given product of norm bounds (a float or an array)."""
+    g = _gamma(d + (1 if shift_max else 0)) + extra
+    rel = g * (1 + rq) * (1 + ry) + rq + ry + rq * ry + (2 * d + 8) * _U64
+    tol = rel * norm_prod + (g * (1 + _U32) + _U32) * shift_max + 4 * max(d, 1) * _TINY32
+    return tol * _SAFE
+
+
+def _exact(q: Rows, qi: NDArray[np.intp], y: Rows, cand: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Float64 scores of queries ``q[qi]`` with their candidate keys ``y[cand]``.
+
+    Computed from the ``src`` rows converted to float64: the inner product, divided for cosine
+    by both float64 norms. Each dot product and each norm is one contiguous-row reduction, so
+    equal vectors always get bit-identical scores (ties then go to the lower index).
+    """
+    nq, kp = cand.shape
+    d = q.f32.shape[1]
+    out = np.empty((nq, kp), dtype=np.float64)
+    # many candidates: take every key's norm once instead of once per gathered copy
+    yn = y.norms64() if q.cosine and nq * kp > len(y) else None
+    rows = max(1, _RESCORE_BYTES // (8 * max(1, kp * d)))
+    for start in range(0, nq, rows):
+        stop = min(start + rows, nq)
+        c = cand[start:stop]
+        g = y.src[c].astype(np.float64, copy=False)
+        qb = q.src[qi[start:stop]].astype(np.float64, copy=False)
+        s = (g * qb[:, None, :]).sum(axis=-1)
+        if q.cosine:
+            ny = np.sqrt((g * g).sum(axis=-1)) if yn is None else yn[c]
+            s /= np.sqrt((qb * qb).sum(axis=-1))[:, None] * ny
+        out[start:stop] = s
+    return out
+
+
+def _unit64(src: NDArray[Any]) -> NDArray[np.float64]:
+    """Rows of ``src`` in float64, each divided by its float64 norm."""
+    r = np.array(src, dtype=np.float64)
+    r /= np.sqrt((r * r).sum(axis=-1))[:, None]
+    return r
+
+
+def _exact_search(
+    q: Rows,
+    qi: NDArray[np.intp],
+    y: Rows,
+    k: int,
+    *,
+    shift: NDArray[np.float64] | None = None,
+    score: Any = None,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Exact top-``k`` keys of queries ``q[qi]``, found in float64 over all keys.
+
+    For queries whose float32 scores cannot separate their best keys (nearly parallel
+    vectors). Blocked float64 products (normalised rows for cosine, minus ``shift``) propose:
+    every key within four times the float64 error bound of the ``k``-th best one; those are
+    scored by :func:`_exact` (then ``score(rows, cand, dots)`` when given, as in
+    :func:`top1_shifted`) and ranked by (score descending, index ascending). Memory: one
+    ``[block, m]`` float64 score array (256 MiB) and one float64 chunk of keys (64 MiB).
+    """
+    m, d = y.f32.shape
+    nq = len(qi)
+    out_s = np.empty((nq, k), np.float64)
+    out_i = np.empty((nq, k), np.int64)
+    if nq == 0:
+        return out_s, out_i
+    # |float64 product score − exact value| and |_exact's score − exact value|, each
+    norm_prod = float(q.norm_bounds()[qi].max()) * float(y.norm_bounds().max())
+    smax = float(np.abs(shift).max()) if shift is not None else 0.0
+    err = ((4 * d + 16) * _U64 * norm_prod + 4 * _U64 * (norm_prod + smax)) * 1.5 + 1e-300
+    chunk = max(1, min(m, _RESCORE_BYTES // (8 * d)))
+    keys = [(0, m, _unit64(y.src) if y.cosine else y.src.astype(np.float64))] if chunk >= m else []
+    block = max(1, min(nq, _BLOCK_BYTES // (8 * m)))
+    for b0 in range(0, nq, block):
+        b1 = min(b0 + block, nq)
+        rows = qi[b0:b1]
+        Q = _unit64(q.src[rows]) if q.cosine else q.src[rows].astype(np.float64)
+        S = np.empty((b1 - b0, m))
+        for c0, c1, K in keys or ((c0, min(c0 + chunk, m), None) for c0 in range(0, m, chunk)):
+            if K is None:
+                part = y.src[c0:c1]
+                K = _unit64(part) if y.cosine else part.astype(np.float64)
+            S[:, c0:c1] = Q @ K.T
+        if shift is not None:
+            S -= shift
+        kth = np.partition(S, m - k, axis=1)[:, m - k]
+        c = int(((kth - 4 * err)[:, None] <= S).sum(axis=1).max())
+        if c < m:
+            cand = np.argpartition(S, m - c, axis=1)[:, m - c :]
+        else:
+            cand = np.broadcast_to(np.arange(m), S.shape)
+        del S
+        cand = np.ascontiguousarray(cand, dtype=np.int64)
+        exact = _exact(q, rows, y, cand)
+        if score is not None:
+            exact = score(rows, cand, exact)
+        elif shift is not None:
+            exact = exact - shift[cand]
+        order = np.lexsort((cand, -exact), axis=-1)[:, :k]
+        out_s[b0:b1] = np.take_along_axis(exact, order, axis=1)
+        out_i[b0:b1] = np.take_along_axis(cand, order, axis=1)
+    return out_s, out_i
 
 
 @functools.lru_cache(maxsize=16)
@@ -247,33 +471,6 @@ def _proposer(
     return propose
 
 
-def _rescore(
-    q: NDArray[np.float32],
-    keys: NDArray[np.float32],
-    cand: NDArray[np.int64],
-    *,
-    q64: NDArray[np.float64] | None = None,
-    keys64: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
-    """Float64 inner products of each query with its candidate keys.
-
-    Products of float32 numbers are exact in float64, and each dot product is one
-    contiguous-row reduction, so equal key vectors always get bit-identical scores.
-    ``q64``/``keys64`` are the same arrays already cast to float64 (saves the casts).
-    """
-    nq, kp = cand.shape
-    d = q.shape[1]
-    out = np.empty((nq, kp), dtype=np.float64)
-    rows = max(1, _RESCORE_BYTES // (8 * max(1, kp * d)))
-    for start in range(0, nq, rows):
-        stop = min(start + rows, nq)
-        c = cand[start:stop]
-        gathered = keys64[c] if keys64 is not None else keys[c].astype(np.float64)
-        qb = q64[start:stop] if q64 is not None else q[start:stop].astype(np.float64)
-        out[start:stop] = (gathered * qb[:, None, :]).sum(axis=-1)
-    return out
-
-
 def _fast_top(
     q: NDArray[np.float32],
     y: NDArray[np.float32],
@@ -314,24 +511,25 @@ def _fast_top(
     return cand_i[:, :k], (gaps > 2 * tol[:, None]).all(axis=1)
 
 
-def _row_norms(x: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Euclidean norm of each row, float32 squares summed in float64 (no overflow, no copy)."""
-    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+# Unsure rows with at most this many keys inside the float32 window are decided by scoring
+# those keys in float64; rows with more go to the float64 search (_exact_search).
+_FEW = 64
 
 
 def _top1_rows(
     S: NDArray[np.float32],
-    q: NDArray[np.float32],
-    keys: NDArray[np.float32],
+    q: Rows,
+    qi: NDArray[np.intp] | slice,
+    y: Rows,
     tol: NDArray[np.float64],
 ) -> NDArray[np.int64]:
-    """Exact best key for each row of the float32 score block ``S = q @ keys.T``.
+    """Exact best key for each row of the float32 score block ``S = q.f32[qi] @ y.f32.T``.
 
-    A row whose float32 top-2 gap exceeds ``2 * tol`` is decided by its argmax. For the other
-    rows every key that can win in exact arithmetic scores at least ``max - 2 * tol`` in float32;
-    up to 8 such candidates are re-scored in float64 (:func:`_rescore`) and ranked by (score
-    descending, index ascending); a row with more candidates goes to the exact search of
-    :func:`knn`.
+    A row whose float32 top-2 gap exceeds ``2 * tol`` (``tol``: :func:`_tol`) is decided by its
+    argmax. For the other rows every key that can win in float64 scores at least
+    ``max - 2 * tol`` in float32; up to :data:`_FEW` such keys are scored by :func:`_exact`
+    and ranked by (score descending, index ascending); a row with more goes to
+    :func:`_exact_search`.
     """
     nr, m = S.shape
     rows = np.arange(nr)
@@ -340,25 +538,25 @@ def _top1_rows(
     S[rows, i1] = -np.inf
     v2 = S.max(axis=1)
     S[rows, i1] = v1
-    unsure = np.flatnonzero(~(v1.astype(np.float64) - v2 > 2 * tol))
-    if not len(unsure):
+    unsure = np.nonzero(~(v1.astype(np.float64) - v2 > 2 * tol))[0]
+    if not unsure.size:
         return i1
+    qrows = np.arange(len(q))[qi][unsure]
     thr = v1[unsure].astype(np.float64) - 2 * tol[unsure]
     sub = S[unsure]
     count = (sub >= thr[:, None]).sum(axis=1)  # compared in float64
-    c = min(m, 8)
-    few = count <= c
+    few = count <= _FEW
     if few.any():
-        r = unsure[few]
+        c = int(count[few].max())
         cand = np.argpartition(sub[few], m - c, axis=1)[:, m - c :] if c < m else None
         if cand is None:
-            cand = np.broadcast_to(np.arange(m), (len(r), m))
-        exact = _rescore(q[r], keys, np.ascontiguousarray(cand))
+            cand = np.broadcast_to(np.arange(m), (int(few.sum()), m))
+        cand = np.ascontiguousarray(cand, dtype=np.int64)
+        exact = _exact(q, qrows[few], y, cand)
         order = np.lexsort((cand, -exact), axis=-1)[:, 0]
-        i1[r] = cand[np.arange(len(r)), order]
-    many = unsure[~few]
-    if len(many):
-        i1[many] = _knn64(q[many], keys, k=1, backend="numpy")[1][:, 0]
+        i1[unsure[few]] = cand[np.arange(len(cand)), order]
+    if not few.all():
+        i1[unsure[~few]] = _exact_search(q, qrows[~few], y, 1)[1][:, 0]
     return i1
 
 
@@ -368,12 +566,12 @@ def top1_both(
     """Exact nearest neighbour by inner product in both directions.
 
     Returns ``(fwd_idx, fwd_score, bwd_idx, bwd_score)``: for each row of ``x`` its best row
-    of ``y`` and for each row of ``y`` its best row of ``x``, with float64 scores — the same
-    result as :func:`knn` with ``k=1`` run both ways (ties go to the lower index). On the numpy
-    backend, when all rows of ``x`` fit one block (256 MiB of scores), one matrix product
-    serves both directions (its transpose is copied for the column pass); larger inputs take
-    one blocked product per direction. A query whose float32 top-2 gap is within twice the
-    float32 rounding bound is decided exactly (float64 re-scoring of its candidates).
+    of ``y`` and for each row of ``y`` its best row of ``x``, with float64 scores of the vectors
+    as given — the same result as :func:`knn` with ``k=1`` run both ways (ties go to the lower
+    index). On the numpy backend, when all rows of ``x`` fit one block (256 MiB of scores), one
+    matrix product serves both directions (its transpose is copied for the column pass);
+    larger inputs take one blocked product per direction. A query whose float32 top-2 gap is
+    within twice the float32 error bound is decided in float64.
 
     Examples
     --------
@@ -384,48 +582,31 @@ def top1_both(
     ([1, 0], [1, 0])
     """
     chosen = select_backend(backend)
-    q = _as_matrix(x, "queries")
-    k = _as_matrix(y, "keys")
-    if chosen != "numpy" or q.shape[1] != k.shape[1] or not len(q) or not len(k):
-        s1, i1 = _knn64(q, k, k=1, backend=backend)
-        s2, i2 = _knn64(k, q, k=1, backend=backend)
+    q = _as_rows(x, "queries")
+    k = _as_rows(y, "keys")
+    if chosen != "numpy" or q.f32.shape[1] != k.f32.shape[1] or not len(q) or not len(k):
+        s1, i1 = _knn64(x, y, k=1, backend=backend)
+        s2, i2 = _knn64(y, x, k=1, backend=backend)
         return i1[:, 0], s1[:, 0], i2[:, 0], s2[:, 0]
-    nq, nk = _row_norms(q), _row_norms(k)
-    return _top1_both(q, k, nq, nk)
+    return top1_both_rows(q, k)
 
 
-def _top1_both_unit(q: NDArray[np.float32], k: NDArray[np.float32], *, scores: bool = True) -> Any:
-    """:func:`top1_both` (numpy) for rows already checked and L2-normalised by the caller.
+def top1_both_rows(q: Rows, k: Rows, *, scores: bool = True) -> Any:
+    """:func:`top1_both` (numpy backend) on prepared :class:`Rows` (cosine or inner product).
 
-    Row norms are then bounded by ``1 + (d + 2)·2⁻²⁴`` (the norm used to normalise was off by
-    at most ``(d/2 + 1)·2⁻²⁴`` relative, the division rounds by ``2⁻²⁴``), which replaces the
-    computed norms in the rounding bound. With ``scores=False`` the float64 scores are not
-    computed (returned as ``None``).
+    With ``scores=False`` the float64 scores of the winners are not computed (``None``).
     """
-    bound = 1.0 + (q.shape[1] + 2) * _U32
-    return _top1_both(q, k, np.full(len(q), bound), np.full(len(k), bound), scores=scores)
-
-
-def _top1_both(
-    q: NDArray[np.float32],
-    k: NDArray[np.float32],
-    nq: NDArray[np.float64],
-    nk: NDArray[np.float64],
-    *,
-    scores: bool = True,
-) -> Any:
-    n, d = q.shape
-    m = k.shape[0]
-    unit = 2 * d * _U32
-    tiny = np.finfo(np.float32).tiny
-    tol_q = unit * nq * float(nk.max()) + tiny
-    tol_k = unit * nk * float(nq.max()) + tiny
+    n = q.f32.shape[0]
+    m = k.f32.shape[0]
+    tol_q = _tol(q, k)
+    tol_k = _tol(k, q)
+    qf, kf = q.f32, k.f32
     if n <= _BLOCK_BYTES // (20 * m):
-        S = q @ k.T
-        f_i = _top1_rows(S, q, k, tol_q)
+        S = qf @ kf.T
+        f_i = _top1_rows(S, q, slice(None), k, tol_q)
         ST = np.ascontiguousarray(S.T)
         del S
-        b_i = _top1_rows(ST, k, q, tol_k)
+        b_i = _top1_rows(ST, k, slice(None), q, tol_k)
     else:
         f_i = np.empty(n, np.int64)
         b_i = np.empty(m, np.int64)
@@ -433,18 +614,18 @@ def _top1_both(
             bs = max(1, _BLOCK_BYTES // (20 * len(b)))
             for start in range(0, len(a), bs):
                 stop = min(start + bs, len(a))
-                out[start:stop] = _top1_rows(a[start:stop] @ b.T, a[start:stop], b, tol[start:stop])
+                block = a.f32[start:stop] @ b.f32.T
+                out[start:stop] = _top1_rows(block, a, slice(start, stop), b, tol[start:stop])
     if not scores:
         return f_i, None, b_i, None
-    q64, k64 = q.astype(np.float64), k.astype(np.float64)
-    f_s = _rescore(q, k, f_i[:, None], q64=q64, keys64=k64)[:, 0]
-    b_s = _rescore(k, q, b_i[:, None], q64=k64, keys64=q64)[:, 0]
+    f_s = _exact(q, np.arange(n), k, f_i[:, None])[:, 0]
+    b_s = _exact(k, np.arange(m), q, b_i[:, None])[:, 0]
     return f_i, f_s, b_i, b_s
 
 
 def top1_shifted(
-    queries: NDArray[np.float32],
-    keys: NDArray[np.float32],
+    queries: Rows,
+    keys: Rows,
     shift: NDArray[np.float64],
     score: Any,
     *,
@@ -452,42 +633,48 @@ def top1_shifted(
     block_size: int | None = None,
     gpu_memory: int | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Exact ``argmax_j score(i, j)`` where ``score ≈ q_i · y_j − shift_j``, on any backend.
+    """Exact ``argmax_j score(i, j)`` where ``score ≈ t_i · t_j − shift_j``, on any backend.
 
     CSLS and the distance margin over *all* targets have this form (MUSE; docs/metrics.md#csls), so
     they reduce to a maximum-inner-product search over augmented vectors ``[q, 1]`` and
     ``[y, −shift]`` (float32), which every backend runs — faiss GPU included. The proposed
-    candidates are then scored exactly by ``score(rows, cand, dots)`` (``dots``: float64 inner
-    products from :func:`_rescore`; it must equal ``dots − shift[cand] − c_i`` up to float64
-    rounding, with ``c_i`` any per-query constant) and ranked by (score descending, index
-    ascending). A query whose worst float32 candidate could still hide a better key (within the
-    rounding bound of the augmented scores) is searched again with 4× the candidates, so the
-    result is the exact one, identical on every backend.
+    candidates are then scored exactly by ``score(rows, cand, dots)`` (``dots``: float64 scores
+    from :func:`_exact`; it must equal ``dots − shift[cand] − c_i`` up to float64 rounding, with
+    ``c_i`` any per-query constant) and ranked by (score descending, index ascending). A query
+    whose worst float32 candidate could still hide a better key (within the error bound of the
+    augmented scores, :func:`_tol`) is searched again with 4× the candidates, and after two
+    such rounds in float64 (:func:`_exact_search`), so the result is the exact one, identical
+    on every backend.
 
     Returns ``(indices, scores)``, float64 scores as ``score`` gives them.
     """
     chosen = select_backend(backend)
-    n, d = queries.shape
-    m = keys.shape[0]
+    n, d = queries.f32.shape
+    m = len(keys)
     qa = np.empty((n, d + 1), np.float32)
-    qa[:, :d], qa[:, d] = queries, 1.0
+    qa[:, :d], qa[:, d] = queries.f32, 1.0
     ya = np.empty((m, d + 1), np.float32)
-    ya[:, :d], ya[:, d] = keys, -shift
+    ya[:, :d], ya[:, d] = keys.f32, -shift
     bs = int(block_size) if block_size else max(1, min(n, _BLOCK_BYTES // (20 * m)))
 
     propose = _proposer(chosen, qa, ya, bs, gpu_memory)
-
-    unit = 2 * (d + 1) * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
-    # |float32 augmented score − (q·y − shift)|: the dot's rounding plus shift's cast to float32
-    tol = unit * _row_norms(qa) * float(_row_norms(ya).max())
-    tol += _U32 * float(np.abs(shift).max()) + np.finfo(np.float32).tiny
+    smax = float(np.abs(shift).max(initial=0.0))
+    extra = _U_TF32 if chosen == "faiss-gpu" else 0.0
+    tol = _tol(queries, keys, extra=extra, shift_max=smax)
     out_i = np.empty(n, np.int64)
     out_s = np.empty(n, np.float64)
     pending = np.arange(n)
     kp = min(m, 8)
-    while pending.size:
+    hard = []  # rows whose float32 window holds all their candidates: searched in float64
+    for _ in range(3):
+        if not pending.size:
+            break
         cand_s, cand_i = propose(pending, kp)
-        dots = _rescore(queries[pending], keys, cand_i)
+        if kp < m:
+            full = cand_s.min(axis=1) >= cand_s.max(axis=1) - 2 * tol[pending]
+            hard.append(pending[full])
+            pending, cand_s, cand_i = pending[~full], cand_s[~full], cand_i[~full]
+        dots = _exact(queries, pending, keys, cand_i)
         exact = score(pending, cand_i, dots)
         best = np.lexsort((cand_i, -exact), axis=-1)[:, 0]
         r = np.arange(len(pending))
@@ -495,15 +682,19 @@ def top1_shifted(
         if kp >= m:
             done = np.ones(len(pending), dtype=bool)
         else:
-            # keys outside the candidates have q·y − shift <= min(cand_s) + tol; they cannot
+            # keys outside the candidates have t·t − shift <= min(cand_s) + tol; they cannot
             # reach the best one (eps covers the float64 rounding of ``score``)
             v_best = dots[r, best] - shift[top_i]
-            eps = 8 * 2.0**-52 * (np.abs(v_best) + float(np.abs(shift).max()) + 1.0)
+            eps = 8 * 2.0**-52 * (np.abs(v_best) + smax + 1.0)
             done = cand_s.min(axis=1).astype(np.float64) + tol[pending] + eps < v_best
         out_i[pending[done]] = top_i[done]
         out_s[pending[done]] = top_s[done]
         pending = pending[~done]
         kp = min(m, 4 * kp)
+    pending = np.concatenate([pending, *hard])
+    if pending.size:
+        s, i = _exact_search(queries, pending, keys, 1, shift=shift, score=score)
+        out_i[pending], out_s[pending] = i[:, 0], s[:, 0]
     return out_i, out_s
 
 
@@ -523,18 +714,21 @@ def knn(
     neighbours :math:`\\mathrm{NN}_k^{Y}(x)` (docs/metrics.md#notation), the building block of
     Tatoeba accuracy, margin scores and CSLS (docs/metrics.md#retrieval).
 
-    **Identical results across backends.** Each backend proposes ``k' > k`` candidates from
-    float32 scores; all candidates are then re-scored by one shared numpy routine in float64
-    and sorted by ``(score descending, key index ascending)``, so ties (e.g. duplicate
-    keys) go to the lower index whatever the backend. A query whose ``k'``-th candidate lies
-    within the float32 rounding bound (``2·d·2⁻²⁴·‖q‖·max‖y‖``; the TF32 bound on GPU) of
-    its ``k``-th result is searched again with 4×``k'`` until the result is provably exact.
+    **Exact, and identical across backends.** The ranking is that of the float64 inner
+    products of the vectors *as given* (float16/float32 values are exact in float64; float64
+    inputs are not rounded to float32 for it), ties (e.g. duplicate keys) to the lower index.
+    Each backend proposes candidates from float32 scores; one shared numpy routine scores them
+    in float64 and sorts by ``(score descending, key index ascending)``. Which keys need
+    float64 scores follows from a proven bound on the float32 error (γ_d·‖q‖·max‖y‖ with
+    γ_d = d·2⁻²⁴/(1 − d·2⁻²⁴), plus the rounding of float64 inputs to float32, TF32 on GPU):
+    a query whose candidates are within it of its ``k``-th result gets more candidates, and
+    after two rounds is searched in float64.
 
     Parameters
     ----------
     queries : array_like, shape (nq, d)
     keys : array_like, shape (m, d)
-        Cast to float32 (a copy; inputs are never modified).
+        Searched as float32 copies (inputs are never modified); scored from the inputs.
     k : int
         Neighbours per query, ``1 <= k <= m``.
     backend : {"auto", "numpy", "faiss", "faiss-gpu"}
@@ -552,7 +746,7 @@ def knn(
     Returns
     -------
     scores : ndarray of float32, shape (nq, k)
-        Inner products, descending along each row.
+        Inner products (the float64 ones rounded to float32), descending along each row.
     indices : ndarray of int64, shape (nq, k)
         Key row indices.
 
@@ -584,16 +778,29 @@ def _knn64(
     block_size: int | None = None,
     gpu_memory: int | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """:func:`knn` with the float64 re-scored inner products (shared by the retrieval metrics)."""
-    q = _as_matrix(queries, "queries")
-    y = _as_matrix(keys, "keys")
-    if q.shape[1] != y.shape[1]:
+    """:func:`knn` with the float64 scores of the vectors as given."""
+    q = _as_rows(queries, "queries")
+    y = _as_rows(keys, "keys")
+    if q.f32.shape[1] != y.f32.shape[1]:
         raise DataError(
-            f"queries and keys: dimensions differ ({q.shape[1]} vs {y.shape[1]}); "
+            f"queries and keys: dimensions differ ({q.f32.shape[1]} vs {y.f32.shape[1]}); "
             "expected vectors of the same size"
         )
-    nq, d = q.shape
-    m = y.shape[0]
+    return knn_rows(q, y, k=k, backend=backend, block_size=block_size, gpu_memory=gpu_memory)
+
+
+def knn_rows(
+    q: Rows,
+    y: Rows,
+    *,
+    k: int,
+    backend: str = "auto",
+    block_size: int | None = None,
+    gpu_memory: int | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """:func:`knn` on prepared :class:`Rows` (cosine or inner product), float64 scores."""
+    nq = q.f32.shape[0]
+    m = len(y)
     if m == 0:
         raise DataError("keys: expected at least one row, got 0")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= m:
@@ -608,38 +815,40 @@ def _knn64(
         return np.empty((0, k), np.float64), np.empty((0, k), np.int64)
     bs = int(block_size) if block_size else max(1, min(nq, _BLOCK_BYTES // (20 * m)))
 
-    propose = _proposer(chosen, q, y, bs, gpu_memory)
-
-    # Per-query bound on |float32 inner product - exact inner product|.
-    unit = 2 * d * _U32 + (_U_TF32 if chosen == "faiss-gpu" else 0.0)
-    tol = (
-        unit * np.linalg.norm(q, axis=1).astype(np.float64) * float(np.linalg.norm(y, axis=1).max())
-    )
-    tol += np.finfo(np.float32).tiny
+    propose = _proposer(chosen, q.f32, y.f32, bs, gpu_memory)
+    tol = _tol(q, y, extra=_U_TF32 if chosen == "faiss-gpu" else 0.0)
 
     out_s = np.empty((nq, k), dtype=np.float64)
     out_i = np.empty((nq, k), dtype=np.int64)
-    # Fast path: where the float32 gaps around the top k exceed twice the rounding bound, the
-    # float32 order is provably the exact one, so only the k results are re-scored in float64.
-    top_i, done = _fast_top(q, y, k, chosen, bs, tol, propose)
-    out_i[done] = top_i[done]
-    out_s[done] = _rescore(q[done], y, top_i[done])
+    # Fast path: where the float32 gaps around the top k exceed twice the error bound, the
+    # float32 order is provably the exact one, so only the k results are scored in float64.
+    top_i, done = _fast_top(q.f32, y.f32, k, chosen, bs, tol, propose)
+    idx = np.flatnonzero(done)
+    out_i[idx] = top_i[idx]
+    out_s[idx] = _exact(q, idx, y, np.ascontiguousarray(top_i[idx]))
     pending = np.flatnonzero(~done)
-    kp = min(m, 2 * k + 8)
-    while pending.size:
+    kp = 2 * k + 8
+    hard = []  # rows whose float32 window holds all their candidates: searched in float64
+    for _ in range(2):  # two rounds of more float32 candidates, then float64
+        if not pending.size or kp >= m:
+            break
         cand_s, cand_i = propose(pending, kp)
-        exact = _rescore(q[pending], y, cand_i)
+        vk = np.partition(cand_s, kp - k, axis=1)[:, kp - k].astype(np.float64)
+        full = cand_s.min(axis=1) >= vk - 2 * tol[pending]
+        hard.append(pending[full])
+        pending, cand_s, cand_i = pending[~full], cand_s[~full], cand_i[~full]
+        exact = _exact(q, pending, y, cand_i)
         order = np.lexsort((cand_i, -exact), axis=-1)[:, :k]
         top_s = np.take_along_axis(exact, order, axis=1)
         top_i = np.take_along_axis(cand_i, order, axis=1)
-        if kp >= m:
-            done = np.ones(pending.size, dtype=bool)
-        else:
-            # Keys outside the candidates score at most min(cand_s) (+ rounding) in float64.
-            floor = cand_s.min(axis=1).astype(np.float64) + tol[pending]
-            done = floor < top_s[:, -1]
+        # Keys outside the candidates score at most min(cand_s) + tol in float64.
+        floor = cand_s.min(axis=1).astype(np.float64) + tol[pending]
+        done = floor < top_s[:, -1]
         out_s[pending[done]] = top_s[done]
         out_i[pending[done]] = top_i[done]
         pending = pending[~done]
-        kp = min(m, 4 * kp)
+        kp = 4 * kp
+    pending = np.concatenate([pending, *hard])
+    if pending.size:
+        out_s[pending], out_i[pending] = _exact_search(q, pending, y, k)
     return out_s, out_i

@@ -1,9 +1,10 @@
 """Cross-language sentence retrieval: Tatoeba accuracy, margin scores and CSLS.
 
-Every function takes plain arrays of sentence vectors (rows = sentences) and L2-normalises
-float32 copies itself. Neighbourhoods come from :func:`xalign.metrics._knn.knn`, so numpy,
-faiss CPU and faiss GPU give identical results. Formulas and protocols:
-docs/metrics.md#retrieval (and #margin, #csls, #protocol).
+Every function takes plain arrays of sentence vectors (rows = sentences) and searches
+L2-normalised float32 copies; every score that decides a result is the float64 cosine of the
+vectors as given (docs/metrics.md#exact). Neighbourhoods come from
+:func:`xalign.metrics._knn.knn_rows`, so numpy, faiss CPU and faiss GPU give identical
+results. Formulas and protocols: docs/metrics.md#retrieval (and #margin, #csls, #protocol).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import numpy as np
 
 from xalign._validate import check_choice
 from xalign.errors import ConfigError, DataError
-from xalign.metrics._blas import single_blas_thread
 from xalign.metrics._knn import (
     Backend,
-    _knn64,
-    _top1_both_unit,
+    Rows,
+    _unit64,
+    knn_rows,
+    rho_float32_normalised,
+    rho_float64_normalised,
     select_backend,
-    top1_both,
+    top1_both_rows,
     top1_shifted,
 )
 from xalign.metrics._rows import normalize_rows
@@ -65,22 +68,26 @@ def _positive_int(value: object, name: str) -> int:
     return int(value)
 
 
-def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.float32]:
-    """Float32 copy of ``x`` with rows L2-normalised (after subtracting the mean row if asked).
+def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> Rows:
+    """Cosine :class:`~xalign.metrics._knn.Rows` of ``x`` (after subtracting the mean row if
+    asked): an L2-normalised float32 copy to search, and ``x`` itself to score exactly.
 
-    A zero row (a cosine with it is undefined) raises DataError. Float32 input is normalised
-    in float32 (:func:`~xalign.metrics._rows.normalize_rows`, whose norm error
-    _top1_both_unit's norm bound covers); float64 input and centring are handled in float64.
+    A zero row (a cosine with it is undefined) raises DataError. Float32 and float16 input is
+    normalised in float32 (:func:`~xalign.metrics._rows.normalize_rows`, componentwise error
+    :func:`~xalign.metrics._knn.rho_float32_normalised`); other dtypes and centring go through
+    float64, and centred rows are the ones scored.
     """
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise DataError(
             f"{name}: expected a non-empty 2-D array [rows, dim], got shape {arr.shape}"
         )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype.kind not in "fiu":
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    if not (center or arr.dtype == np.float64):
-        return normalize_rows(arr, zero="raise", what=name, dtype=np.float32)
+    d = arr.shape[1]
+    if not center and arr.dtype in (np.float32, np.float16):
+        unit32 = normalize_rows(arr, zero="raise", what=name, dtype=np.float32)
+        return Rows(unit32, arr, cosine=True, rho=rho_float32_normalised(d))
     out64 = np.array(arr, dtype=np.float64)
     if not np.isfinite(out64).all():
         bad = int(np.argwhere(~np.isfinite(out64))[0, 0])
@@ -88,7 +95,12 @@ def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> NDArray[np.f
     if center:
         out64 -= out64.mean(axis=0, keepdims=True)
     unit = normalize_rows(out64, zero="raise", what=name, note=" after centring" if center else "")
-    return np.ascontiguousarray(unit, dtype=np.float32)
+    return Rows(
+        np.ascontiguousarray(unit, dtype=np.float32),
+        out64 if center else arr,
+        cosine=True,
+        rho=rho_float64_normalised(d),
+    )
 
 
 def _pairs(pairs: ArrayLike, name: str, n: int, m: int) -> NDArray[np.int64]:
@@ -122,14 +134,14 @@ def _apply_margin(a: NDArray[np.float64], b: NDArray[np.float64], margin: str) -
 
 
 def _neighbourhood(
-    xn: NDArray[np.float32], yn: NDArray[np.float32], k: int, backend: str
+    xn: Rows, yn: Rows, k: int, backend: str
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
     """The one kNN-mean routine: cosines and indices of NN_k^Y(x), and their mean per x.
 
     ``k`` is clamped to the number of rows of ``yn``, as LASER and xtreme do
     (``min(y.shape[0], neighborhood)``).
     """
-    sims, idx = _knn64(xn, yn, k=min(k, yn.shape[0]), backend=backend)
+    sims, idx = knn_rows(xn, yn, k=min(k, len(yn)), backend=backend)
     return sims, idx, sims.mean(axis=1)
 
 
@@ -182,9 +194,7 @@ def neighbourhood_means(
     return _neighbourhood(xn, yn, k, chosen)[2], _neighbourhood(yn, xn, k, chosen)[2]
 
 
-def _unit_pair(
-    src: ArrayLike, tgt: ArrayLike, *, center: bool
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _unit_pair(src: ArrayLike, tgt: ArrayLike, *, center: bool) -> tuple[Rows, Rows]:
     """Both sides through :func:`_unit_rows`, checked to have the same vector size."""
     xn = _unit_rows(src, "src", center=center)
     yn = _unit_rows(tgt, "tgt", center=center)
@@ -192,10 +202,10 @@ def _unit_pair(
     return xn, yn
 
 
-def _check_dims(xn: NDArray, yn: NDArray) -> None:
-    if xn.shape[1] != yn.shape[1]:
+def _check_dims(xn: Rows, yn: Rows) -> None:
+    if xn.f32.shape[1] != yn.f32.shape[1]:
         raise DataError(
-            f"src and tgt: vector sizes differ ({xn.shape[1]} vs {yn.shape[1]}); "
+            f"src and tgt: vector sizes differ ({xn.f32.shape[1]} vs {yn.f32.shape[1]}); "
             "expected the same encoder layer on both sides"
         )
 
@@ -263,16 +273,16 @@ def margin_scores(
     xn, yn = _unit_pair(src, tgt, center=center)
     chosen = select_backend(backend)
     if margin == "none":
-        fwd = np.zeros(xn.shape[0])
-        bwd = np.zeros(yn.shape[0])
+        fwd = np.zeros(len(xn))
+        bwd = np.zeros(len(yn))
     else:
         fwd = _neighbourhood(xn, yn, k, chosen)[2]
         bwd = _neighbourhood(yn, xn, k, chosen)[2]
-    x64, y64 = xn.astype(np.float64), yn.astype(np.float64)
+    x64, y64 = _unit64(xn.src), _unit64(yn.src)
     if pairs is None:
         cos = x64 @ y64.T
         return _apply_margin(cos, (fwd[:, None] + bwd[None, :]) / 2, margin)
-    p = _pairs(pairs, "pairs", xn.shape[0], yn.shape[0])
+    p = _pairs(pairs, "pairs", len(xn), len(yn))
     cos = np.einsum("pd,pd->p", x64[p[:, 0]], y64[p[:, 1]])
     return _apply_margin(cos, (fwd[p[:, 0]] + bwd[p[:, 1]]) / 2, margin)
 
@@ -351,8 +361,8 @@ def _resolve_scoring(
 
 
 def _best(
-    xn: NDArray[np.float32],
-    yn: NDArray[np.float32],
+    xn: Rows,
+    yn: Rows,
     fwd: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]] | None,
     bwd_mean: NDArray[np.float64] | None,
     margin: str,
@@ -365,9 +375,10 @@ def _best(
 
     Over all targets, the distance margin (and CSLS, twice it) is an inner-product search over
     augmented vectors (:func:`top1_shifted`) that runs on ``backend``; the ratio margin is not
-    of that form and is scored exhaustively in float64 blocks on the CPU.
+    of that form and is scored exhaustively in float64 blocks on the CPU (rows normalised in
+    float64 from the vectors as given).
     """
-    n, m = xn.shape[0], yn.shape[0]
+    n, m = len(xn), len(yn)
     if margin == "none" or candidates == "knn":
         assert fwd is not None
         sims, idx, fwd_mean = fwd
@@ -390,7 +401,7 @@ def _best(
 
         idx, top = top1_shifted(xn, yn, bwd_mean / 2, score, backend=backend, block_size=block_size)
         return idx, factor * top
-    d = xn.shape[1]
+    d = xn.f32.shape[1]
     # Targets are visited in float64 chunks and rows in blocks, so memory stays bounded by
     # one [block, chunk] score array plus one float64 chunk of targets, whatever n and m.
     chunk = max(1, min(m, _CHUNK_BYTES // (8 * d)))
@@ -399,11 +410,11 @@ def _best(
     best_score = np.full(n, -np.inf)
     for start in range(0, n, bs):
         stop = min(start + bs, n)
-        xb = xn[start:stop].astype(np.float64)
+        xb = _unit64(xn.src[start:stop])
         rows = np.arange(stop - start)
         for c0 in range(0, m, chunk):
             c1 = min(c0 + chunk, m)
-            s = xb @ yn[c0:c1].astype(np.float64).T
+            s = xb @ _unit64(yn.src[c0:c1]).T
             base = np.add.outer(fwd_mean[start:stop], bwd_mean[c0:c1])
             base /= 2
             if margin == "distance":
@@ -426,18 +437,49 @@ def _best(
 _ONE_THREAD_MACS = 2**26
 
 
-def _retrieve_both(
-    xn: NDArray[np.float32], yn: NDArray[np.float32], *, backend: str, **options: Any
-) -> dict[str, Any]:
+_NUMPY_BLAS: dict[str, Any] = {}
+
+
+def _numpy_blas() -> list[Any]:
+    """threadpoolctl controllers of the BLAS numpy's matmul calls (all BLAS libraries loaded
+    when that one cannot be told apart), found once: numpy's BLAS is loaded with numpy, so
+    unlike :func:`xalign.metrics._blas.single_blas_thread` this imports nothing else (scipy)
+    and never rebuilds the controller."""
+    if "libs" not in _NUMPY_BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        mine = [c for c in blas if "numpy" in str(getattr(c, "filepath", ""))]
+        _NUMPY_BLAS["libs"] = mine or blas
+    return _NUMPY_BLAS["libs"]
+
+
+@contextlib.contextmanager
+def _one_numpy_blas_thread() -> Any:
+    """One thread for numpy's BLAS inside the block: setting it directly costs a few
+    microseconds, against ~0.1 ms for a threadpoolctl ``limit`` context (which also inspects
+    every library), a cost that counts on Tatoeba's many 100-row searches."""
+    libs = _numpy_blas()
+    old = [c.get_num_threads() for c in libs]
+    for c in libs:
+        c.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for c, n in zip(libs, old, strict=True):
+            c.set_num_threads(n)
+
+
+def _retrieve_both(xn: Rows, yn: Rows, *, backend: str, **options: Any) -> dict[str, Any]:
     """:func:`_search_both` (same keywords), on one BLAS thread when the search is small."""
-    small = backend == "numpy" and xn.shape[0] * yn.shape[0] * xn.shape[1] <= _ONE_THREAD_MACS
-    with single_blas_thread() if small else contextlib.nullcontext():
+    small = backend == "numpy" and len(xn) * len(yn) * xn.f32.shape[1] <= _ONE_THREAD_MACS
+    with _one_numpy_blas_thread() if small else contextlib.nullcontext():
         return _search_both(xn, yn, backend=backend, **options)
 
 
 def _search_both(
-    xn: NDArray[np.float32],
-    yn: NDArray[np.float32],
+    xn: Rows,
+    yn: Rows,
     *,
     margin: str,
     k: int,
@@ -448,19 +490,16 @@ def _search_both(
     backend: str,
     scores: bool = True,
 ) -> dict[str, Any]:
-    if margin == "none" and len(directions) == 2:
-        if backend == "numpy":
-            fi, fs, bi, bs = _top1_both_unit(xn, yn, scores=scores)
-        else:
-            fi, fs, bi, bs = top1_both(xn, yn, backend=backend)
+    if margin == "none" and len(directions) == 2 and backend == "numpy":
+        fi, fs, bi, bs = top1_both_rows(xn, yn, scores=scores)
         return {"src2tgt": (fi, fs), "tgt2src": (bi, bs)}
     if margin == "none":
         out = {}
         if "src2tgt" in directions:
-            s, i = _knn64(xn, yn, k=1, backend=backend)
+            s, i = knn_rows(xn, yn, k=1, backend=backend)
             out["src2tgt"] = (i[:, 0], s[:, 0])
         if "tgt2src" in directions:
-            s, i = _knn64(yn, xn, k=1, backend=backend)
+            s, i = knn_rows(yn, xn, k=1, backend=backend)
             out["tgt2src"] = (i[:, 0], s[:, 0])
         return out
     fwd = _neighbourhood(xn, yn, k, backend)
@@ -489,7 +528,9 @@ def retrieve(
 
     ``scoring="cosine"``: :math:`\\arg\\max_j \\cos(x_i, y_j)` (exact kNN, ties to the lower
     index). ``"margin"``: :math:`\\arg\\max_j` of :func:`margin_scores`. ``"csls"``:
-    :math:`\\arg\\max_j` of :func:`csls`.
+    :math:`\\arg\\max_j` of :func:`csls`. For every scoring the argmax, the neighbourhood
+    means and the returned scores are those of float64 cosines of the vectors as given
+    (docs/metrics.md#exact).
 
     The candidate set changes numbers and is part of the protocol: ``candidates="knn"``
     searches only the ``k`` cosine nearest neighbours (LASER ``xsim.py`` and
@@ -579,10 +620,13 @@ def tatoeba_accuracy(
     sentence-transformers' ``TranslationEvaluator`` does (docs/metrics.md#retrieval). With
     ``dedup_texts`` a retrieved row counts as a hit when its text equals the gold text
     (LASER ``--textual``), which neutralises duplicate sentences (sentence-transformers
-    PR #4031). Ties between equal scores go to the lower row index. The ranking is exact for
-    the float32 L2-normalised rows; two targets whose cosines differ by less than float32
-    resolution (about 1e-7) can rank in the other order than in a float64 computation from
-    the raw vectors (on the 112-language Tatoeba store: 2 of 2,310,802 queries).
+    PR #4031). The ranking is exact: every retrieved row is the argmax of the float64 scores
+    computed from ``src`` and ``tgt`` as given (float16/float32 values converted to float64,
+    rows divided by their float64 norms; after centring, the float64-centred rows), ties
+    between equal scores to the lower row index, on every backend. Float32 only proposes:
+    queries whose float32 scores are within a proven error bound of each other are decided in
+    float64, so nearly parallel vectors (e.g. CLS pooling in e5's middle layers) cost more time
+    but never change the answer (docs/metrics.md#exact).
 
     Parameters
     ----------
@@ -631,11 +675,10 @@ def tatoeba_accuracy(
     direction = check_choice("direction", direction, get_args(Direction))  # type: ignore[assignment]
     scoring_, margin_, k_, cand, factor = _resolve_scoring(scoring, margin, k, candidates)
     xn, yn = _unit_pair(src, tgt, center=center)
-    n = xn.shape[0]
-    if yn.shape[0] != n:
+    n = len(xn)
+    if len(yn) != n:
         raise DataError(
-            f"src and tgt: {n} vs {yn.shape[0]} rows; expected paired rows "
-            "(src[i] translates tgt[i])"
+            f"src and tgt: {n} vs {len(yn)} rows; expected paired rows (src[i] translates tgt[i])"
         )
     if dedup_texts is not None:
         if not isinstance(dedup_texts, tuple | list) or len(dedup_texts) != 2:
@@ -673,11 +716,11 @@ def tatoeba_accuracy(
             texts = np.asarray(tgt_texts if name == "src2tgt" else src_texts, dtype=object)
             correct = texts[pred] == texts
         correct = np.asarray(correct, dtype=bool)
-        result[f"acc_{name}"] = float(correct.mean())
+        result[f"acc_{name}"] = int(np.count_nonzero(correct)) / n
         result[f"correct_{name}"] = correct
         result[f"pred_{name}"] = pred
         accs.append(result[f"acc_{name}"])
-    result["acc_mean"] = float(np.mean(accs))
+    result["acc_mean"] = sum(accs) / len(accs)
     result["protocol"] = {
         "metric": "tatoeba_accuracy",
         "direction": direction,
@@ -776,14 +819,14 @@ def xtreme_tatoeba_accuracy(
     a = _unit_rows(xx, "xx")
     b = _unit_rows(en, "en")
     _check_dims(a, b)
-    if a.shape[0] != b.shape[0]:
-        raise DataError(f"xx and en: {a.shape[0]} vs {b.shape[0]} rows; expected paired rows")
-    _, idx = _knn64(b, a, k=1, backend=select_backend(backend))
+    if len(a) != len(b):
+        raise DataError(f"xx and en: {len(a)} vs {len(b)} rows; expected paired rows")
+    _, idx = knn_rows(b, a, k=1, backend=select_backend(backend))
     pred = idx[:, 0]
-    correct = pred == np.arange(a.shape[0])
+    correct = pred == np.arange(len(a))
     return {
         "accuracy": 100.0 * float(correct.mean()),
-        "n": int(a.shape[0]),
+        "n": len(a),
         "correct": correct,
         "predictions": pred,
         "protocol": {

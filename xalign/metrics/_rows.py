@@ -34,11 +34,13 @@ def normalize_rows(
 
     ``dtype=np.float64`` (default): computed in float64 with ``np.linalg.norm``; the input
     is expected finite (callers check it once). ``dtype=np.float32``: the float32 copy is
-    divided by norms from float32 sums of squares (relative error below (d/2 + 1)·2⁻²⁴;
-    float64 sums where float32 overflows), and a row with NaN or infinity, found from its
-    non-finite norm without a separate pass, raises DataError. ``zero`` decides what an
-    all-zero row becomes (:data:`ZeroRows`); ``what`` names the array and ``note`` qualifies
-    the zero norm (e.g. " after centring") in error messages.
+    divided by norms from float32 sums of squares and a float32 square root (relative error
+    below (d/2 + 1)·2⁻²⁴;
+    float64 sums where float32 overflows or a norm is below 2⁻²⁰), and a row with NaN or
+    infinity, found from its non-finite norm without a separate pass, raises DataError;
+    :func:`~xalign.metrics._knn.rho_float32_normalised` bounds the componentwise error.
+    ``zero`` decides what an all-zero row becomes (:data:`ZeroRows`); ``what`` names the
+    array and ``note`` qualifies the zero norm (e.g. " after centring") in error messages.
 
     Examples
     --------
@@ -55,14 +57,16 @@ def normalize_rows(
     if dtype is np.float32:
         out = np.ascontiguousarray(x, dtype=np.float32)
         _check_2d(out, what)
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out).astype(np.float64))
+        n32 = np.sqrt(np.einsum("ij,ij->i", out, out))
+        # Fast path: every norm finite and at least 2⁻²⁰ (NaN fails both tests). Otherwise
+        # float64 sums: float32 squares overflowed, or underflowed (tiny rows), which would
+        # break the relative error bound.
+        if len(n32) and n32.min() >= 2.0**-20 and n32.max() < np.inf:
+            return out / n32[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
         if not np.isfinite(norms).all():
-            norms = np.sqrt(np.einsum("ij,ij->i", out, out, dtype=np.float64))
-            if not np.isfinite(norms).all():
-                bad = int(np.flatnonzero(~np.isfinite(norms))[0])
-                raise DataError(
-                    f"{what}: row {bad} contains NaN or infinity; expected finite values"
-                )
+            bad = int(np.flatnonzero(~np.isfinite(norms))[0])
+            raise DataError(f"{what}: row {bad} contains NaN or infinity; expected finite values")
         norms = _zero_policy(norms, zero, what, note)
         return out / norms.astype(np.float32)[:, None]
     arr = np.asarray(x, dtype=np.float64)

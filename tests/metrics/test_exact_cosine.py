@@ -1,0 +1,146 @@
+"""Retrieval is exact against float64 cosines of the vectors as given (issue 15, finding 1).
+
+Nearly parallel vectors (a shared direction plus tiny perturbations, as e5's CLS vectors in its
+middle layers: mean pair cosine 0.99994, best-vs-second gaps around 1e-6) make float32
+normalisation and float32 products reorder neighbours. Every retrieval result must still be the
+brute-force float64 answer computed from the raw (un-normalised) rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xalign.metrics._bucc import bucc_mine
+from xalign.metrics._knn import _tol, knn_rows, top1_both_rows
+from xalign.metrics._retrieval import (
+    _unit_rows,
+    margin_scores,
+    neighbourhood_means,
+    retrieve,
+    tatoeba_accuracy,
+)
+
+
+def unit64(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x).astype(np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def topk(c: np.ndarray, k: int) -> np.ndarray:
+    ids = np.broadcast_to(np.arange(c.shape[1]), c.shape)
+    return np.lexsort((ids, -c), axis=-1)[:, :k]
+
+
+def nearly_parallel(n: int = 500, d: int = 384, seed: int = 0, dtype=np.float32):
+    """Paired rows around one shared direction, with norms between 5 and 15 (like raw
+    encoder outputs), so both the float32 normalisation and the float32 products matter."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    sigma = np.sqrt(6e-5 / d)  # 1 - cos ≈ sigma² d for two independent perturbations
+    gx = rng.standard_normal((n, d))
+    # translations share 20 % of their perturbation: mean cosine 0.99994, median top-2 gap
+    # 1.9e-6, accuracy about 0.65
+    x = u + sigma * gx
+    y = u + sigma * (0.2 * gx + np.sqrt(1 - 0.2**2) * rng.standard_normal((n, d)))
+    x *= rng.uniform(5, 15, (n, 1))
+    y *= rng.uniform(5, 15, (n, 1))
+    return x.astype(dtype), y.astype(dtype)
+
+
+@pytest.fixture(scope="module", params=[np.float32, np.float16, np.float64])
+def degenerate(request):
+    x, y = nearly_parallel(dtype=request.param)
+    return x, y, unit64(x) @ unit64(y).T
+
+
+def test_the_data_is_degenerate_and_float32_gets_it_wrong(degenerate):
+    x, y, cos = degenerate
+    n = len(x)
+    off = cos[~np.eye(n, dtype=bool)]
+    assert 0.9999 < off.mean() < 0.99999  # the issue's layer 8: 0.99994
+    top2 = np.sort(cos, axis=1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    assert 1e-8 < np.median(gap) < 1e-5  # the issue: 1.6e-6
+    assert gap.min() > 1e-12  # far above float64 rounding: the truth is unambiguous
+    # the plain float32 computation (normalise in float32, float32 product) disagrees
+    x32 = x.astype(np.float32)
+    y32 = y.astype(np.float32)
+    f32 = (x32 / np.linalg.norm(x32, axis=1, keepdims=True)) @ (
+        y32 / np.linalg.norm(y32, axis=1, keepdims=True)
+    ).T
+    assert (f32.argmax(1) != cos.argmax(1)).sum() > 0
+    # and most queries sit inside the float32 error bound: the float64 paths are exercised
+    xr, yr = _unit_rows(x, "x"), _unit_rows(y, "y")
+    assert (gap < 2 * _tol(xr, yr)).mean() > 0.5
+
+
+def test_tatoeba_accuracy_and_retrieve_equal_float64_truth(degenerate):
+    x, y, cos = degenerate
+    r = tatoeba_accuracy(x, y, backend="numpy")
+    np.testing.assert_array_equal(r["pred_src2tgt"], cos.argmax(1))
+    np.testing.assert_array_equal(r["pred_tgt2src"], cos.argmax(0))
+    idx, score = retrieve(x, y, backend="numpy")
+    np.testing.assert_array_equal(idx, cos.argmax(1))
+    np.testing.assert_allclose(score, cos.max(1), rtol=0, atol=1e-14)
+    fi, _, bi, bs = top1_both_rows(_unit_rows(x, "x"), _unit_rows(y, "y"))
+    np.testing.assert_array_equal(fi, cos.argmax(1))
+    np.testing.assert_array_equal(bi, cos.argmax(0))
+    np.testing.assert_allclose(bs, cos.max(0), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("k", [1, 4, 10])
+def test_knn_neighbourhoods_equal_float64_truth(degenerate, k):
+    x, y, cos = degenerate
+    sims, idx = knn_rows(_unit_rows(x, "x"), _unit_rows(y, "y"), k=k, backend="numpy")
+    want = topk(cos, k)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(sims, np.take_along_axis(cos, want, axis=1), atol=1e-14)
+
+
+def test_margin_csls_and_mining_equal_float64_truth(degenerate):
+    x, y, cos = degenerate
+    k = 4
+    fwd = np.take_along_axis(cos, topk(cos, k), axis=1).mean(1)
+    bwd = np.take_along_axis(cos.T, topk(cos.T, k), axis=1).mean(1)
+    got_f, got_b = neighbourhood_means(x, y, k=k, backend="numpy")
+    np.testing.assert_allclose(got_f, fwd, atol=1e-14)
+    np.testing.assert_allclose(got_b, bwd, atol=1e-14)
+    ratio = cos / ((fwd[:, None] + bwd[None, :]) / 2)
+    # xSIM: best ratio margin among the k cosine neighbours
+    cand = topk(cos, k)
+    xsim = cand[np.arange(len(x)), np.take_along_axis(ratio, cand, axis=1).argmax(1)]
+    r = tatoeba_accuracy(x, y, scoring="margin", backend="numpy")
+    np.testing.assert_array_equal(r["pred_src2tgt"], xsim)
+    # ratio margin over all targets, and CSLS over all targets (k = 10)
+    idx, _ = retrieve(x, y, scoring="margin", candidates="all", backend="numpy")
+    np.testing.assert_array_equal(idx, ratio.argmax(1))
+    r10 = np.take_along_axis(cos, topk(cos, 10), axis=1).mean(1)
+    c10 = np.take_along_axis(cos.T, topk(cos.T, 10), axis=1).mean(1)
+    csls = 2 * cos - r10[:, None] - c10[None, :]
+    r = tatoeba_accuracy(x, y, scoring="csls", backend="numpy")
+    np.testing.assert_array_equal(r["pred_src2tgt"], csls.argmax(1))
+    np.testing.assert_array_equal(r["pred_tgt2src"], csls.argmax(0))
+    np.testing.assert_allclose(
+        margin_scores(x, y, margin="ratio", k=k, backend="numpy"), ratio, rtol=1e-13
+    )
+    # BUCC mining: the forward candidates are the xSIM picks, scored exactly
+    mined = bucc_mine(x, y, k=k, backend="numpy")
+    best_fwd = np.take_along_axis(ratio, xsim[:, None], axis=1)[:, 0]
+    assert mined["score"].max() == pytest.approx(max(best_fwd.max(), mined["score"].max()))
+    pairs = set(zip(mined["src_idx"].tolist(), mined["tgt_idx"].tolist(), strict=True))
+    top = int(np.argmax(best_fwd))
+    assert (top, int(xsim[top])) in pairs
+
+
+def test_exact_duplicates_still_go_to_the_lower_index():
+    x, y = nearly_parallel(n=200, seed=3)
+    y[50] = y[7]
+    y[120:140] = y[9]  # more copies than the few-candidates path takes
+    x[30:100] = y[9] * 2.0  # queries whose best keys are 21 exact ties (cosine 1)
+    r = tatoeba_accuracy(x, y, backend="numpy")
+    cos = unit64(x) @ unit64(y).T
+    assert (r["pred_src2tgt"][30:100] == 9).all()
+    assert 50 not in set(r["pred_src2tgt"].tolist())
+    np.testing.assert_array_equal(r["pred_tgt2src"], cos.argmax(0))
