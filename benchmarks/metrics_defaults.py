@@ -1,24 +1,29 @@
 """Wall time of the default ``python -m xalign.metrics STORE``, with a per-group breakdown.
 
 Part 1 — the command exactly as a user runs it (``python -m xalign.metrics STORE --out TMP
---no-progress``, default options), each repeat in a fresh process so that Python start-up
-and imports are counted; the median of ``--repeats`` runs is reported.
+--no-progress``, default options: worker processes included), each repeat in a fresh process
+so that Python start-up and imports are counted; the median of ``--repeats`` runs is reported.
 
-Part 2 — the same default run in a fresh process (``compute_metrics(MetricsConfig(stores=[STORE]))``)
-with a stopwatch around each metric group: the runner's calls into the group functions
-(clusters, isotropy, probe, retrieval, BUCC, CKA), the per-layer read from the store and the
-language centring it does for retrieval/BUCC are wrapped, the rest of ``compute_metrics``
-(tidying, protocol JSON, concatenation) is reported as "other". Wrapping replaces module
-attributes only; nothing in the package is changed.
+Part 2 — the same default options in a fresh process (``compute_metrics(MetricsConfig(
+stores=[STORE], workers=1))``: in one process, so that every group's time can be taken) with a
+stopwatch around each metric group: the runner's calls into the group functions (clusters,
+isotropy, probe, retrieval, BUCC, CKA), the per-layer read from the store and the language
+centring it does for retrieval/BUCC are wrapped, the rest of ``compute_metrics`` (tidying,
+protocol JSON, concatenation) is reported as "other". Wrapping replaces module attributes
+only; nothing in the package is changed. The sum of the groups is the work that part 1
+shares among its worker processes.
 
 With ``--baseline SRC`` (a source tree of another xalign version) every repeat runs both
 versions, alternating which goes first (A B, B A, ...), each in its own process with
 ``PYTHONPATH`` set to its tree, so that both see the same machine load; medians per version.
+The results tables of the first repeat are then compared row by row (``--keep`` keeps them):
+the largest absolute difference of each metric whose values differ, and whether the rows
+(metric, layer, languages, protocol) are the same.
 
-    python -m xalign.extract --out /tmp/h3/demo --layers all --pooling mean,cls --no-progress
+    python -m xalign.extract --out /tmp/xa-demo --layers all --no-progress
     python -m xalign.extract --data tatoeba:../shared/data/tatoeba/v1 --langs deu,fra,cmn,ara \\
-        --layers all --out /tmp/h3/tat4 --no-progress
-    python benchmarks/metrics_defaults.py /tmp/h3/demo /tmp/h3/tat4 [--repeats 3] \\
+        --layers all --out /tmp/xa-tat4 --no-progress
+    python benchmarks/metrics_defaults.py /tmp/xa-demo /tmp/xa-tat4 [--repeats 3] \\
         [--baseline /tmp/xalign-base]
 """
 
@@ -124,15 +129,92 @@ def breakdown(store: str, save: str | None = None) -> tuple[float, dict[str, flo
     """(seconds of compute_metrics, seconds per group) for the default options."""
     from xalign.metrics._run import MetricsConfig, compute_metrics
 
+    # one process, so that the stopwatch sees every group (versions without workers: as is)
+    serial = {"workers": 1} if "workers" in MetricsConfig.__dataclass_fields__ else {}
     totals: dict[str, float] = defaultdict(float)
     with stopwatch(totals):
         t = time.perf_counter()
-        results = compute_metrics(MetricsConfig(stores=[store], progress=False))
+        results = compute_metrics(MetricsConfig(stores=[store], progress=False, **serial))
         total = time.perf_counter() - t
     if save:
         results.to_parquet(save)
     totals["other"] = total - sum(totals.values())
     return total, dict(totals)
+
+
+def compare_tables(old: Path, new: Path) -> list[str]:
+    """Lines saying how the results table ``new`` differs from ``old``, row by row."""
+    import numpy as np
+    import pandas as pd
+
+    a, b = pd.read_parquet(old), pd.read_parquet(new)
+    keys = ["metric", "layer", "lang", "lang2", "protocol"]
+    if len(a) != len(b) or not all(
+        a[k]
+        .astype(object)
+        .fillna("")
+        .astype(str)
+        .equals(b[k].astype(object).fillna("").astype(str))
+        for k in keys
+    ):
+        return [f"rows differ ({len(a):,} vs {len(b):,} rows, or other keys/protocols)"]
+    lines = []
+    for col in ("value", "ci_low", "ci_high", "n"):
+        x, y = a[col].to_numpy(dtype=float), b[col].to_numpy(dtype=float)
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        if same.all():
+            continue
+        diff = pd.Series(np.abs(x - y)[~same], index=a["metric"].to_numpy()[~same])
+        per = diff.groupby(level=0).agg(["count", "max"])
+        for metric, r in per.iterrows():
+            lines.append(
+                f"{col} of {metric}: {int(r['count'])} rows differ, max |diff| {r['max']:.3g}"
+            )
+    return lines or [f"identical ({len(a):,} rows: values, intervals, n, protocols)"]
+
+
+#: Probe variants of ``--probe-variants``: keyword arguments of ``language_id_probe``.
+PROBE_VARIANTS: dict[str, dict[str, Any]] = {
+    "default (cold, 5 folds)": {"cv": 5},
+    "warm start": {"cv": 5, "warm_start": True},
+    "3 folds": {"cv": 3},
+    "warm start, 3 folds": {"cv": 3, "warm_start": True},
+}
+
+
+def probe_variants(store: str) -> None:
+    """CPU seconds of the probe (all layers, raw and centred) per variant, in this process,
+    and the range of each probe number's change against the default."""
+    import pandas as pd
+
+    from xalign.metrics._probe import language_id_probe
+    from xalign.store import Store
+
+    st = Store.open(store)
+    cpu = dict.fromkeys(PROBE_VARIANTS, 0.0)
+    recs = []
+    for layer in st.layers:
+        X, rows = st.sentences(pooling="mean", layer=layer, with_rows=True)
+        langs, grp = rows["lang"].to_numpy(dtype=object), rows["group"].to_numpy(dtype=object)
+        for name, kw in PROBE_VARIANTS.items():
+            for centered in (False, True):
+                c = time.process_time()
+                df = language_id_probe(X, langs, groups=grp, centered=centered, **kw)
+                cpu[name] += time.process_time() - c
+                recs += [
+                    (name, layer, centered, m, v) for m, v in zip(df.metric, df.value, strict=True)
+                ]
+    table = pd.DataFrame(recs, columns=["variant", "layer", "centered", "metric", "value"])
+    keys = ["layer", "centered", "metric"]
+    default = table[table.variant == next(iter(PROBE_VARIANTS))].set_index(keys)["value"]
+    print(f"\n{store}: probe CPU seconds over {len(st.layers)} layers, raw and centred")
+    for name in PROBE_VARIANTS:
+        print(f"  {name:<26}{cpu[name]:7.1f} s")
+        d = table[table.variant == name].set_index(keys)["value"] - default
+        for (centered, metric), g in d.groupby(level=["centered", "metric"]):
+            if g.abs().max() > 0:
+                what = f"{'centred' if centered else 'raw'} {metric}"
+                print(f"    {what:<34} change {g.min():+.4f} .. {g.max():+.4f}")
 
 
 def _runs(values: list[float]) -> str:
@@ -153,10 +235,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--breakdown-only",
         action="store_true",
-        help="skip part 1; the process time of part 2 (start-up included) stands for it",
+        help="skip part 1 (the command); part 2 runs in one process, so its time is the "
+        "serial one, not the command's with worker processes",
+    )
+    p.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip part 2 (the per-group breakdown): the command's wall time only",
+    )
+    p.add_argument(
+        "--probe-variants",
+        action="store_true",
+        help="instead: the probe's CPU time and numbers with warm starts and 3 folds",
     )
     p.add_argument("--breakdown-json", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.probe_variants:
+        for store in args.stores:
+            probe_variants(store)
+        return 0
     if args.breakdown_json:
         total, groups = breakdown(args.stores[0], args.keep)
         print(json.dumps({"total": total, "groups": groups}))
@@ -183,13 +280,21 @@ def main(argv: list[str] | None = None) -> int:
                     loads.append(os.getloadavg()[0])
                     keep = Path(args.keep or tmp) / f"{Path(store).name}-{name}-{r}.parquet"
                     walls[name].append(wall_once(store, trees[name], keep))
-                for name in order[::-1]:
+                    print(f"  run {r} {name}: command {walls[name][-1]:.1f} s", flush=True)
+                for name in [] if args.no_breakdown else order[::-1]:
                     loads.append(os.getloadavg()[0])
                     save = None
                     if args.keep and args.breakdown_only:
                         save = Path(args.keep) / f"{Path(store).name}-{name}-{r}.parquet"
                     parts[name].append(breakdown_once(store, trees[name], save))
-                    print(f"  run {r} {name}: {parts[name][-1][2]:.1f} s", flush=True)
+                    print(f"  run {r} {name}: breakdown {parts[name][-1][2]:.1f} s", flush=True)
+            if len(trees) == 2 and not args.breakdown_only:
+                tables = [
+                    Path(args.keep or tmp) / f"{Path(store).name}-{n}-0.parquet" for n in trees
+                ]
+                print("  results, baseline vs current (repeat 0):")
+                for line in compare_tables(*tables):
+                    print(f"    {line}")
         print(f"  load average during the runs: {min(loads):.1f}-{max(loads):.1f}")
         for name in trees:
             times = walls[name]
@@ -198,14 +303,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"  [{name}] python -m xalign.metrics STORE: median "
                     f"{statistics.median(times):.1f} s (runs: {_runs(times)})"
                 )
+            if not parts[name]:
+                continue
             procs = [x for _, _, x in parts[name]]
             totals = [x for x, _, _ in parts[name]]
             print(
-                f"  [{name}] breakdown process (start-up included): median "
+                f"  [{name}] one-process breakdown (start-up included): median "
                 f"{statistics.median(procs):.1f} s (runs: {_runs(procs)})"
             )
             print(
-                f"  [{name}] in-process compute_metrics: median "
+                f"  [{name}] in-process compute_metrics, one process: median "
                 f"{statistics.median(totals):.1f} s (runs: {_runs(totals)})"
             )
             groups = sorted({g for _, gs, _ in parts[name] for g in gs})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -350,3 +351,86 @@ def test_single_blas_thread_limits_and_restores():
     with single_blas_thread():
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_workers_give_the_serial_results(store):
+    """--workers N computes layers in N processes; the table is the serial one, bit for bit,
+    row for row, and no row records the number of workers."""
+    kw = {"stores": [str(store.path)], "bootstrap": 50, "progress": False}
+    serial = compute_metrics(MetricsConfig(**kw, workers=1))
+    pooled = compute_metrics(MetricsConfig(**kw, workers=2))
+    pd.testing.assert_frame_equal(serial, pooled, check_exact=True)
+    assert serial.attrs["notes"] == pooled.attrs["notes"]
+    assert {"lid_accuracy", "retrieval_acc", "language_silhouette", "partition_isotropy"} <= set(
+        serial["metric"]
+    )
+    assert not serial["protocol"].str.contains("workers").any()
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="workers are forked on Linux only; spawned ones re-import"
+)
+def test_workers_fail_as_the_serial_run(store, monkeypatch):
+    """A group failing at one layer: the same message, and the same rows kept (its earlier
+    layers, every other group), with and without workers."""
+    import xalign.metrics._probe as probe_module
+    from xalign.metrics._run import IncompleteResultsError
+
+    real = probe_module.language_id_probe
+
+    layer1 = store.sentences(pooling="mean", layer=1)
+
+    def failing(X, langs, **kw):  # the centred probe of layer 1 fails
+        if kw["centered"] and np.array_equal(X, layer1):
+            raise DataError("made to fail")
+        return real(X, langs, **kw)
+
+    monkeypatch.setattr(probe_module, "language_id_probe", failing)
+    got = {}
+    for workers in (1, 2):
+        cfg = MetricsConfig(
+            stores=[str(store.path)], metrics=["probe", "isotropy"], bootstrap=0,
+            progress=False, workers=workers,
+        )  # fmt: skip
+        with pytest.raises(IncompleteResultsError) as e:
+            compute_metrics(cfg)
+        got[workers] = e.value
+    assert str(got[1]) == str(got[2])
+    assert "probe failed for before at layer 1: made to fail" in str(got[1])
+    pd.testing.assert_frame_equal(got[1].results, got[2].results, check_exact=True)
+    probe = got[1].results[got[1].results["metric"].str.startswith("lid_")]
+    assert sorted(set(probe["layer"])) == [0]  # layer 1 (raw part too) and later: dropped
+    assert set(
+        got[1].results.loc[got[1].results["metric"] == "partition_isotropy", "layer"]
+    ) == set(store.layers)
+
+
+def test_workers_default_and_serial_fallback(monkeypatch):
+    import xalign.metrics._run as run
+
+    monkeypatch.setattr(run, "available_cpus", lambda: 16)
+    assert run.resolve_workers(0) == run.AUTO_WORKERS_MAX == 4
+    assert run.resolve_workers(3) == 3
+    monkeypatch.setattr(run, "available_cpus", lambda: 1)
+    assert run.resolve_workers(0) == 1  # one CPU: no worker process
+    assert MetricsConfig(stores=["x"]).workers == 0
+
+
+def test_cli_refuses_bad_workers(store, capsys):
+    assert main([str(store.path), "--workers", "-2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --workers -2: must be >= 0 (0 = one per available CPU, at most 4)"]
+
+
+def test_probe_warm_start_is_an_option_recorded_in_the_protocol(store):
+    """Off by default (cold starts: protocols without the key, the numbers of earlier
+    versions); --probe-warm-start records "previous fold" in every probe row."""
+    kw = {"stores": [str(store.path)], "metrics": ["probe"], "layers": "2", "progress": False}
+    cold = compute_metrics(MetricsConfig(**kw, bootstrap=0))
+    warm = compute_metrics(MetricsConfig(**kw, bootstrap=0, probe_warm_start=True))
+    assert not cold["protocol"].str.contains("warm_start").any()
+    assert all(json.loads(p)["warm_start"] == "previous fold" for p in warm["protocol"])
+    assert (cold["value"] - warm["value"]).abs().max() <= 0.05  # same objective and tolerance

@@ -92,6 +92,9 @@ def _int_at_least(
 
 #: Largest seed numpy and scikit-learn accept (``RandomState``: 0 .. 2**32 - 1).
 MAX_SEED = 2**32 - 1
+#: Most worker processes ``--workers`` takes (each holds a layer and its own copy of the
+#: intermediate arrays).
+MAX_WORKERS = 256
 #: More resamples than this change no reported digit and only cost time and memory.
 MAX_BOOTSTRAP = 1_000_000
 
@@ -124,12 +127,18 @@ class MetricsConfig:
     bootstrap: int = 1000
     sample_size: int = 5000
     cv: int = 5
+    #: Each probe fold's fit starts from the previous fold's solution (recorded in the
+    #: protocol as ``"warm_start": "previous fold"``); off: cold starts, the default numbers.
+    probe_warm_start: bool = False
     seed: int = 0
     backend: Backend = "auto"
     independent: bool = False
     gold: str | None = None
     gold_out_of_range: GoldOutOfRange = "error"
     progress: bool = True
+    #: Worker processes for the per-layer groups (0 = one per available CPU, at most 4;
+    #: 1 = none). Changes no number, so no results row records it.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.stores, str):
@@ -170,12 +179,17 @@ class MetricsConfig:
         _int_at_least(self.sample_size, "--sample-size", 4)
         _int_at_least(self.cv, "--cv", 2)
         _int_at_least(self.seed, "--seed", 0, maximum=MAX_SEED)
+        _int_at_least(
+            self.workers, "--workers", 0, "0 = one per available CPU, at most 4",
+            maximum=MAX_WORKERS,
+        )  # fmt: skip
         check_choice("--centering", self.centering, CENTERINGS)
         check_choice("--backend", self.backend, BACKENDS)
         check_choice("--gold-out-of-range", self.gold_out_of_range, GOLD_OUT_OF_RANGE)
         _switch(self.dedup, "--no-dedup")
         _switch(self.independent, "--independent")
         _switch(self.progress, "--no-progress")
+        _switch(self.probe_warm_start, "--probe-warm-start")
         if not self.stores:
             raise ConfigError("no stores given: pass one or more store folders (or label=path)")
         for arg in self.stores:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
+import os
+import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -546,21 +549,35 @@ class _Collector:
         ``group`` for this store."""
         if (label, group) in self.stopped:
             return
-        try:
-            self.frames.extend(f for f in fn(*args) if len(f))
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except XAlignError as e:
-            self._fail(group, label, f"{group} failed for {label}{where}: {e}")
-        except Exception as e:  # keep what the other groups computed; say what broke
-            self._fail(
-                group, label, f"{group} failed for {label}{where}: {type(e).__name__}: "
-                f"{_first_line(e)} (unexpected: please report it)"
-            )  # fmt: skip
+        self.add(group, label, *_attempt(group, label, where, fn, *args))
 
-    def _fail(self, group: str, label: str, message: str) -> None:
-        self.stopped.add((label, group))
-        self.failures.append(message)
+    def add(self, group: str, label: str, frames: list[Any], failure: str | None) -> None:
+        """The outcome of one call (see :func:`_attempt`), unless ``group`` already failed for
+        this store: a worker may have computed layers past the failure, which are dropped."""
+        if (label, group) in self.stopped:
+            return
+        if failure is not None:
+            self.stopped.add((label, group))
+            self.failures.append(failure)
+        else:
+            self.frames.extend(frames)
+
+
+def _attempt(
+    group: str, label: str, where: str, fn: Callable[..., Iterable[Any]], *args: Any
+) -> tuple[list[Any], str | None]:
+    """(frames of ``fn(*args)``, None), or ([], the failure's message)."""
+    try:
+        return [f for f in fn(*args) if len(f)], None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except XAlignError as e:
+        return [], f"{group} failed for {label}{where}: {e}"
+    except Exception as e:  # keep what the other groups computed; say what broke
+        return [], (
+            f"{group} failed for {label}{where}: {type(e).__name__}: "
+            f"{_first_line(e)} (unexpected: please report it)"
+        )
 
 
 def _compute(config: MetricsConfig) -> pd.DataFrame:
@@ -569,16 +586,19 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
     plan = _Plan(config)
     config = plan.cfg
     out = _Collector(plan.notes)
-    total = sum(
-        len(plan.layers[label])
-        for label, _ in plan.stores
+    sentence = [
+        (label, store)
+        for label, store in plan.stores
         if any(plan.runs_on(label, g) for g in _SENTENCE_GROUPS)
-    )
-    bar = tqdm(total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False)
-    for label, store in plan.stores:
-        if any(plan.runs_on(label, g) for g in _SENTENCE_GROUPS):
-            _sentence_groups(plan, out, label, store, bar)
-    bar.close()
+    ]
+    total = sum(len(plan.layers[label]) for label, _ in sentence)
+    with _layer_pool(plan, sentence) as pool:  # started before the bar (its monitor thread)
+        bar = tqdm(
+            total=total, disable=not config.progress, desc="metrics", unit="layer", leave=False
+        )
+        for label, store in sentence:
+            _sentence_groups(plan, out, label, store, bar, pool)
+        bar.close()
     if plan.runs_on(plan.stores[0][0], "stores"):
         from xalign.metrics._similarity import cka_matrix
 
@@ -609,8 +629,15 @@ def _compute(config: MetricsConfig) -> pd.DataFrame:
     return results
 
 
-def _sentence_groups(plan: _Plan, out: _Collector, label: str, store: Any, bar: Any) -> None:
-    """The groups computed from pooled sentence vectors, layer by layer, for one store."""
+def _sentence_groups(
+    plan: _Plan, out: _Collector, label: str, store: Any, bar: Any, pool: Any = None
+) -> None:
+    """The groups computed from pooled sentence vectors, layer by layer, for one store.
+
+    With ``pool`` (worker processes, ``--workers``) the (layer, group) computations run
+    there and their outcomes are taken in the serial order: the same frames, the same
+    failures, the same results table as without it.
+    """
     config, facts = plan.cfg, plan.facts[label]
     runs = [g for g in _SENTENCE_GROUPS if plan.runs_on(label, g)]
     # translation metrics of clusters need a language pair with 2 shared groups
@@ -628,36 +655,192 @@ def _sentence_groups(plan: _Plan, out: _Collector, label: str, store: Any, bar: 
                     f"{group} for {label}: language pairs with fewer than {_MIN_PARALLEL[group]} "
                     f"parallel rows left out: {_listing(short)}"
                 )
-    base = {"pooling": config.pooling}
-    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # same rows every layer
+    order: list[str] = [
+        g for g in ("clusters", "isotropy", "probe", "retrieval", "bucc", "cka") if g in runs
+    ]
+    if pool is None:
+        runner = _LayerRunner(config, {label: store}, {label: translation})
+        for layer in plan.layers[label]:
+            runner.load(label, layer)  # a non-finite layer stops the run, as before any group
+            for group in order:
+                out.run(group, label, f" at layer {layer}", runner.frames, label, layer, group)
+            bar.update(1)
+        return
+    _pooled_groups(plan, out, label, store, bar, pool, order)
+
+
+def _pooled_groups(
+    plan: _Plan, out: _Collector, label: str, store: Any, bar: Any, pool: Any, order: list[str]
+) -> None:
+    """``_sentence_groups`` with worker processes: every (layer, group) is submitted, the
+    probe as one task per centring (its largest part); outcomes are taken layer by layer in
+    the serial order, and a group that failed at a layer drops its later layers, as the
+    serial run never computes them."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    config = plan.cfg
+    pending: list[tuple[int, list[tuple[str, list[Any]]]]] = []
+    # the probe's parts first: the longest tasks start early, so the last layer ends sooner
+    parts: dict[str, list[bool | None]] = {g: [None] for g in order}
+    if "probe" in parts and len(config.centerings) > 1:
+        parts["probe"] = list(config.centerings)
+    submit_order = sorted(order, key=lambda g: g != "probe")
     for layer in plan.layers[label]:
+        # read and check the layer here too: a non-finite layer stops the run as serially
         X, rows = store.sentences(
             pooling=config.pooling, layer=layer, lang=config.langs, with_rows=True
         )
         check_finite(X, ids=rows["id"].tolist(), what=f"store {store.path} layer {layer}")
-        grp = rows["group"].to_numpy(dtype=object) if translation else None
-
-        for group in ("clusters", "isotropy", "probe", "retrieval", "bucc", "cka"):
-            if group in runs:
-                out.run(group, label, f" at layer {layer}", _layer_group, group, X, rows, grp,
-                        config, base, store, label, layer, aligned)  # fmt: skip
+        futures = {
+            g: [pool.submit(_worker_task, label, layer, g, part) for part in parts[g]]
+            for g in submit_order
+        }
+        pending.append((layer, [(g, futures[g]) for g in order]))
+    for _layer, groups in pending:
+        for group, futs in groups:
+            try:
+                outcomes = [f.result() for f in futs]
+            except BrokenProcessPool:
+                raise XAlignError(
+                    f"a metrics worker process ended unexpectedly (killed, or out of memory?) "
+                    f"while computing {group}; rerun with --workers 1 (one process, less memory)"
+                ) from None
+            failure = next((m for _, m in outcomes if m is not None), None)
+            frames = [] if failure is not None else [f for fr, _ in outcomes for f in fr]
+            out.add(group, label, frames, failure)
         bar.update(1)
 
 
-def _layer_group(
-    group: str,
-    X: np.ndarray,
-    rows: pd.DataFrame,
-    grp: np.ndarray | None,
-    config: MetricsConfig,
-    base: dict[str, Any],
-    store: Any,
-    label: str,
-    layer: int,
-    aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
-) -> list[pd.DataFrame]:
-    parts = _one_group(group, X, rows, grp, config, aligned)
-    return _tidy_layer(parts, base, store, label, layer)
+class _LayerRunner:
+    """One sentence-level group on one layer of a store, as frames in the results columns.
+
+    The serial run uses one in its own process; each worker process of ``--workers`` builds
+    its own (:func:`_init_worker`). Holds the latest layer read and the paired rows of each
+    language pair (the same at every layer).
+    """
+
+    def __init__(self, cfg: MetricsConfig, stores: dict[str, Any], translation: dict[str, bool]):
+        self.cfg, self.stores, self.translation = cfg, stores, translation
+        self.aligned: dict[str, dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]] = {
+            label: {} for label in stores
+        }
+        self._latest: tuple[str, int, Any] | None = None
+
+    def load(self, label: str, layer: int) -> tuple[np.ndarray, pd.DataFrame, np.ndarray | None]:
+        """Vectors, rows and translation groups (or None) of one layer, checked finite."""
+        if self._latest is not None and self._latest[:2] == (label, layer):
+            return self._latest[2]  # type: ignore[no-any-return]
+        store = self.stores[label]
+        X, rows = store.sentences(
+            pooling=self.cfg.pooling, layer=layer, lang=self.cfg.langs, with_rows=True
+        )
+        check_finite(X, ids=rows["id"].tolist(), what=f"store {store.path} layer {layer}")
+        grp = rows["group"].to_numpy(dtype=object) if self.translation[label] else None
+        self._latest = (label, layer, (X, rows, grp))
+        return X, rows, grp
+
+    def frames(
+        self, label: str, layer: int, group: str, part: bool | None = None
+    ) -> list[pd.DataFrame]:
+        """``group`` at ``layer``; ``part``: the probe's centring only (None: every centring)."""
+        X, rows, grp = self.load(label, layer)
+        parts = _one_group(group, X, rows, grp, self.cfg, self.aligned[label], part)
+        return _tidy_layer(parts, {"pooling": self.cfg.pooling}, self.stores[label], label, layer)
+
+
+#: The worker process's runner (set by :func:`_init_worker`).
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(cfg: MetricsConfig, paths: dict[str, str], translation: dict[str, bool]) -> None:
+    """Start of a worker process: open the stores (checked by the parent already), one BLAS
+    thread for good (the groups use one anyway; several workers would oversubscribe)."""
+    from xalign.metrics._blas import _controller
+    from xalign.store import Store
+
+    warnings.filterwarnings("ignore", message=".*omitted language pair", category=UserWarning)
+    _WORKER["blas"] = _controller().limit(limits=1, user_api="blas")
+    stores = {label: Store.open(path, full_check=False) for label, path in paths.items()}
+    _WORKER["runner"] = _LayerRunner(cfg, stores, translation)
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _worker_task(
+    label: str, layer: int, group: str, part: bool | None
+) -> tuple[list[pd.DataFrame], str | None]:
+    """In a worker process: (frames, None), or ([], the failure's message) as serially."""
+    runner: _LayerRunner = _WORKER["runner"]
+    return _attempt(group, label, f" at layer {layer}", runner.frames, label, layer, group, part)
+
+
+#: ``--workers 0`` (the default) uses one worker per available CPU, at most this many: more
+#: would hold more layers in memory at once for little gain on a laptop.
+AUTO_WORKERS_MAX = 4
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int) -> int:
+    """Worker processes for ``--workers``: the number given, or for 0 one per available CPU
+    (at most :data:`AUTO_WORKERS_MAX`); 1 = no worker process (serial)."""
+    if workers >= 1:
+        return int(workers)
+    return max(1, min(AUTO_WORKERS_MAX, available_cpus()))
+
+
+@contextlib.contextmanager
+def _layer_pool(plan: _Plan, sentence: list[tuple[str, Any]]) -> Iterator[Any]:
+    """Worker processes for the sentence groups, or None (serial) for one worker, one layer
+    in all, or where processes cannot be started. Results do not depend on it."""
+    n = resolve_workers(plan.cfg.workers)
+    layers = sum(len(plan.layers[label]) for label, _ in sentence)
+    if n <= 1 or layers == 0 or (layers == 1 and n_groups(plan, sentence) <= 1):
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork shares the imported modules (no start-up per worker); elsewhere spawn
+    method = "fork" if sys.platform == "linux" else "spawn"
+    paths = {label: str(store.path) for label, store in sentence}
+    translation = {label: plan.facts[label].any_pair(2) for label, _ in sentence}
+    try:
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns on fork in a process with threads (BLAS's own, here);
+            # the workers only compute with numpy and never touch the parent's locks
+            warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+            pool = ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker,
+                initargs=(plan.cfg, paths, translation),
+            )
+            pool.submit(_worker_ready).result()  # start them now (before any other thread)
+    except (OSError, ImportError, NotImplementedError) as e:
+        plan.notes.append(f"--workers {n}: worker processes unavailable ({_first_line(e)}); "
+                          "computed in one process")  # fmt: skip
+        yield None
+        return
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def n_groups(plan: _Plan, sentence: list[tuple[str, Any]]) -> int:
+    """Sentence groups to compute, summed over stores (one layer each)."""
+    return sum(sum(plan.runs_on(label, g) for g in _SENTENCE_GROUPS) for label, _ in sentence)
 
 
 def _tidy_layer(
@@ -679,11 +862,12 @@ def _one_group(
     grp: np.ndarray | None,
     config: MetricsConfig,
     aligned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None,
+    part: bool | None = None,
 ) -> list[pd.DataFrame]:
     """One sentence-level group on one layer's vectors (tidy frames without store columns).
 
     ``aligned`` caches the paired row positions of each language pair across layers (the
-    rows are the same at every layer).
+    rows are the same at every layer). ``part`` (the probe only): that centring alone.
     """
     from xalign.metrics._blas import single_blas_thread
     from xalign.metrics._centering import center_by_language
@@ -715,10 +899,11 @@ def _one_group(
                 groups=grp,
                 cv=config.cv,
                 seed=config.seed,
+                warm_start=config.probe_warm_start,
                 centered=centered,
                 n_boot=config.bootstrap,
             )
-            for centered in config.centerings
+            for centered in (config.centerings if part is None else [part])
         ]
     if group in ("retrieval", "bucc"):
         fn = _retrieval if group == "retrieval" else _bucc
