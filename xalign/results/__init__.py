@@ -6,9 +6,11 @@ layer, lang, lang2, value, n, ci_low, ci_high, protocol``); ``protocol`` is cano
 reading and checking a table (:func:`load_results`, :func:`validate_results`), choosing the
 rows of one metric under one protocol (:func:`select_rows`: per-row facts such as distractor
 counts never split or filter an average) and averaging them (:func:`layer_means`,
-:func:`aggregate_by_language`), and the metric catalogue (:data:`METRICS`: group, direction,
-range, unit, meaning and citation of every metric). Metrics write the table; the report, the
-dashboard and training's evaluation read it through these names.
+:func:`aggregate_by_language`), comparing two checkpoints unit by unit
+(:func:`paired_difference`: bootstrap CI and sign-flip test), and the metric catalogue
+(:data:`METRICS`: group, direction, range, unit, meaning and citation of every metric).
+Metrics write the table; the report, the dashboard and training's evaluation read it through
+these names.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from xalign.results._select import (
     select_metric,
     select_rows,
 )
+from xalign.results._significance import PairedDifference, paired_difference
 
 __all__ = [
     "CHOICE_KEYS",
@@ -63,6 +66,7 @@ __all__ = [
     "TIDY_COLUMNS",
     "Direction",
     "MetricInfo",
+    "PairedDifference",
     "Selection",
     "aggregate_by_language",
     "better",
@@ -75,6 +79,7 @@ __all__ = [
     "metric_direction",
     "metric_info",
     "metric_range",
+    "paired_difference",
     "parse_choice",
     "parse_protocol",
     "parse_protocols",

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
-from xalign.train._config import HEADS, METHODS, SELECTIONS, TASKS, TrainConfig, check_out
+from xalign.train._config import (
+    BATCHINGS,
+    HEADS,
+    METHODS,
+    SELECTIONS,
+    TASKS,
+    TrainConfig,
+    check_out,
+)
 from xalign.train._losses import AP_MASKS, TERMS
 
 __all__ = ["build_parser", "main"]
@@ -144,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seeds", help="comma-separated training seeds")
     add("--selection", choices=SELECTIONS, help="checkpoint selection")
     add("--eval-every", type=int, help="evaluate every N steps (0 = every epoch end)")
+    add("--patience", type=int, help="early stopping: stop after N evaluations without a gain "
+        "of English dev accuracy (0 = off; --epochs stays the cap)")  # fmt: skip
+    add("--record-oracle", action="store_true", help="with --selection dev, also record the "
+        "oracle-selected (pooled target test) checkpoint's accuracy from the same run")  # fmt: skip
+    add("--oracle-limit-per-lang", type=int, help="with --record-oracle, pick the oracle "
+        "checkpoint on N random test examples per target language (cheaper)")  # fmt: skip
+    add("--batching", choices=BATCHINGS, help="'length': length-bucketed training batches "
+        "(less padding; recorded in the protocol)")  # fmt: skip
     add("--monitor-every", type=int, help="push/pull monitor every N steps (0 = never)")
     add("--monitor-size", type=int, help="rows in the fixed monitor batch")
     add("--eval-token-budget", type=int, help="padded tokens per evaluation batch")

@@ -12,6 +12,7 @@ from xalign.errors import ConfigError
 from xalign.train._losses import AP_MASKS, TERMS
 
 __all__ = [
+    "BATCHINGS",
     "HEADS",
     "METHODS",
     "SELECTIONS",
@@ -33,6 +34,11 @@ Head = Literal["auto", "bert", "xlmr", "mean"]
 HEADS: tuple[str, ...] = get_args(Head)
 Vocab = Literal["full", "task"]
 VOCABS: tuple[str, ...] = get_args(Vocab)
+Batching = Literal["random", "length"]
+#: ``random``: consecutive slices of a random permutation (the reference); ``length``: each
+#: slice of 50 batches of the permutation sorted by length before it is cut into batches, batch
+#: order shuffled (less padding; a different batch composition, recorded in the protocol).
+BATCHINGS: tuple[str, ...] = get_args(Batching)
 
 #: Loss terms of each method (``ablate`` removes terms from ``pushpull``).
 METHOD_TERMS: dict[str, tuple[str, ...]] = {
@@ -51,6 +57,15 @@ def _as_list(value: Any) -> Any:
 @dataclass
 class TrainConfig:
     """Everything that defines one training run (all seeds), written as ``config.json``.
+
+    Early stopping: with ``patience`` P > 0, training stops after P evaluations in a row
+    without a strict gain of English dev accuracy (evaluations every ``eval_every`` steps, or
+    at each epoch end); ``epochs`` (or ``max_steps``) stays the cap and sets the length of the
+    linear learning-rate decay. ``record_oracle`` also evaluates pooled target-language test
+    accuracy at every evaluation and reports the checkpoint it would pick (label
+    ``<method>-oracle-seed<s>``) from the same run; ``oracle_limit_per_lang`` N makes those
+    per-evaluation test passes cheaper by scoring a fixed random N test examples per target
+    language (``data_seed``); the picked checkpoint is then evaluated on the full test sets.
 
     Defaults are the EAR reference's where it has one (α = 0.1, β = 1.0, block 6, lr 2e-5,
     batch 8 × grad-accum 4, max length 128, clip 1.0, no warmup, weight decay 0, seed 7);
@@ -86,6 +101,10 @@ class TrainConfig:
     amp: bool = True
     seeds: list[int] = field(default_factory=lambda: [7])
     selection: str = "dev"
+    record_oracle: bool = False
+    oracle_limit_per_lang: int | None = None
+    patience: int = 0
+    batching: str = "random"
     eval_every: int = 0
     monitor_every: int = 10
     monitor_size: int = 32
@@ -131,6 +150,13 @@ class TrainConfig:
         check_choice("--ap-mask", self.ap_mask, AP_MASKS)
         check_choice("--head", self.head, HEADS)
         check_choice("--vocab", self.vocab, VOCABS)
+        check_choice("--batching", self.batching, BATCHINGS)
+        check_interval("--patience", self.patience, low=0, note="0 = off: train to the cap")
+        if self.record_oracle and self.selection != "dev":
+            raise ConfigError(
+                "--record-oracle adds oracle-selected rows to a dev-selected run; with "
+                "--selection oracle the run is oracle-selected already"
+            )
         for t in self.ablate:
             check_choice("--ablate", t, TERMS)
         if self.ablate and self.method != "pushpull":
@@ -158,6 +184,7 @@ class TrainConfig:
             ("train-limit", self.train_limit),
             ("dev-limit", self.dev_limit),
             ("test-limit-per-lang", self.test_limit_per_lang),
+            ("oracle-limit-per-lang", self.oracle_limit_per_lang),
         ):
             if optional is not None:
                 check_interval(f"--{name}", optional, low=1, note="or unset")

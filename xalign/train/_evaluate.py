@@ -11,6 +11,11 @@ import pandas as pd
 
 __all__ = ["Encoded", "accuracy_rows", "encode_pairs", "predict", "seed_aggregate"]
 
+#: Protocol keys that differ between the seeds of one run (dropped from seed aggregates).
+_PER_SEED_KEYS = (
+    "seed", "selected_step", "selected_epoch", "stopped_step", "stopped_epoch", "early_stopped",
+)  # fmt: skip
+
 
 @dataclass
 class Encoded:
@@ -193,7 +198,7 @@ def seed_aggregate(results: pd.DataFrame, *, store: str, checkpoint: str) -> pd.
     for (metric, lang), df in results.groupby(["metric", "lang"], dropna=False, sort=False):
         protos = [json.loads(p) for p in df["protocol"]]
         seeds = [p.get("seed") for p in protos]
-        base = {k: v for k, v in protos[0].items() if k not in ("seed", "selected_step")}
+        base = {k: v for k, v in protos[0].items() if k not in _PER_SEED_KEYS}
         base.update({"seeds": seeds, "aggregate": "over seeds"})
         vals = df["value"].to_numpy(dtype=float)
         for suffix, value in (

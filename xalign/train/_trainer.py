@@ -40,7 +40,8 @@ log = logging.getLogger("xalign.train")
 _LOG_COLUMNS = [
     "seed", "step", "epoch", "lr", "loss", "ce", "rt", "ep", "ap",
     "push_distance", "pull_mse", "pull_mse_masked", "grad_norm", "micro_batch",
-    "dev_acc", "test_pooled", "seconds",
+    "dev_acc", "test_pooled", "best_dev", "bad_evals", "stopped", "patience", "epoch_cap",
+    "seconds", "cpu_seconds",
 ]  # fmt: skip
 _MARKER = "xalign.train"
 
@@ -60,6 +61,10 @@ class SeedResult:
     pooled: float
     mean: float
     seconds: float
+    selected_epoch: float = float("nan")
+    early_stopped: bool = False
+    oracle_step: int | None = None
+    oracle_pooled: float | None = None
 
 
 @dataclass
@@ -217,6 +222,14 @@ class _Trainer:
         self.enc_dev = enc(task.dev)
         self.enc_test = {lang: enc(df) for lang, df in task.test.items()}
         self.targets = _targets(cfg, task)
+        # --oracle-limit-per-lang: fixed random rows of each target's test set for the oracle
+        self.oracle_rows: dict[str, np.ndarray] = {}
+        if cfg.record_oracle and cfg.oracle_limit_per_lang:
+            rng = np.random.default_rng(cfg.data_seed)
+            for lang in self.targets:
+                m = len(task.test[lang])
+                k = min(cfg.oracle_limit_per_lang, m)
+                self.oracle_rows[lang] = np.sort(rng.permutation(m)[:k])
         self.has_views = cfg.neighbours is not None
         self.monitor_rows: np.ndarray | None = None
         if self.has_views and cfg.monitor_every:
@@ -429,6 +442,19 @@ class _Trainer:
                 tests[lang] = self.correct(clf, self.enc_test[lang], df)
         return dev, tests
 
+    def oracle_pooled(self, clf: Any) -> float:
+        """Pooled target test accuracy on the oracle subsample (``--oracle-limit-per-lang``)."""
+        parts = []
+        for lang in self.targets:
+            rows = self.oracle_rows[lang]
+            enc = self.enc_test[lang]
+            sub = Encoded(
+                ids=[enc.ids[r] for r in rows],
+                type_ids=None if enc.type_ids is None else [enc.type_ids[r] for r in rows],
+            )
+            parts.append(self.correct(clf, sub, self.task.test[lang].iloc[rows]))
+        return float(np.concatenate(parts).mean())
+
     def pooled(self, tests: dict[str, np.ndarray]) -> float:
         return float(np.concatenate([tests[t] for t in self.targets]).mean())
 
@@ -442,6 +468,7 @@ class _Trainer:
 
         cfg = self.cfg
         t0 = time.perf_counter()
+        c0 = time.process_time()
         self.encoder.model.load_state_dict(self.init_state)
         self.micro = cfg.batch_size
         random.seed(seed)
@@ -486,7 +513,20 @@ class _Trainer:
         rows_log: list[dict[str, Any]] = []
         best = -1.0
         best_step = 0
+        best_epoch = 0.0
         best_state: dict[str, Any] | None = None
+        # early stopping watches English dev accuracy whatever the selection
+        best_dev = -1.0
+        bad_evals = 0
+        # --record-oracle: the pooled-test-selected state of the same run
+        oracle_best = -1.0
+        oracle_step = 0
+        oracle_state: dict[str, Any] | None = None
+        if cfg.patience and not len(self.task.dev):
+            raise DataError(
+                f"--patience {cfg.patience}: early stopping needs English dev examples; the "
+                "task has none"
+            )
         label = f"{cfg.run_label}-seed{seed}"
         from tqdm.auto import tqdm
 
@@ -498,29 +538,53 @@ class _Trainer:
             row.update({"seed": seed, "step": step, "epoch": epoch})
             row.update(vals)
             row["seconds"] = time.perf_counter() - t0
+            # CPU time of this process (all threads): the idle-machine cost on a loaded one
+            row["cpu_seconds"] = time.process_time() - c0
             rows_log.append(row)
             return row
 
-        def select(step: int, row: dict[str, Any]) -> None:
-            nonlocal best, best_step, best_state
-            dev, tests = self.evaluate(clf, test=cfg.selection == "oracle")
+        def snapshot() -> dict[str, Any]:
+            return {k: v.detach().to("cpu", copy=True) for k, v in clf.state_dict().items()}
+
+        def select(step: int, epoch: float, row: dict[str, Any]) -> None:
+            nonlocal best, best_step, best_epoch, best_state, best_dev, bad_evals
+            nonlocal oracle_best, oracle_step, oracle_state
+            want_test = cfg.selection == "oracle" or (cfg.record_oracle and not self.oracle_rows)
+            dev, tests = self.evaluate(clf, test=want_test)
             row["dev_acc"] = float(dev.mean()) if len(dev) else nan
             if tests:
                 row["test_pooled"] = self.pooled(tests)
+            elif self.oracle_rows:
+                row["test_pooled"] = self.oracle_pooled(clf)
             score = row["test_pooled"] if cfg.selection == "oracle" else row["dev_acc"]
             if score > best or best_state is None:
-                best, best_step = score, step
-                best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in clf.state_dict().items()
-                }
+                best, best_step, best_epoch = score, step, epoch
+                best_state = snapshot()
+            if row["dev_acc"] > best_dev:
+                best_dev, bad_evals = row["dev_acc"], 0
+            else:
+                bad_evals += 1
+            row["best_dev"], row["bad_evals"] = best_dev, bad_evals
+            if cfg.record_oracle and (row["test_pooled"] > oracle_best or oracle_state is None):
+                oracle_best, oracle_step = row["test_pooled"], step
+                oracle_state = best_state if oracle_step == best_step else snapshot()
 
-        log_row(0, 0.0, {"lr": float(sched.get_last_lr()[0]), **self.monitor(clf)})
+        log_row(
+            0,
+            0.0,
+            {
+                "lr": float(sched.get_last_lr()[0]),
+                "patience": cfg.patience,
+                "epoch_cap": cfg.epochs,
+                **self.monitor(clf),
+            },
+        )
         step = 0
         epoch = 0
-        while step < total:
+        stopped = False
+        while step < total and not stopped:
             perm = torch.randperm(n, generator=gen).numpy()
-            for b in range(per_epoch):
-                rows = perm[b * eff : (b + 1) * eff]
+            for b, rows in enumerate(self.epoch_batches(perm, eff, gen)):
                 vals = self._step(clf, opt, sched, scaler, rows)
                 step += 1
                 row = log_row(step, epoch + (b + 1) / per_epoch, vals)
@@ -532,20 +596,29 @@ class _Trainer:
                     or (not cfg.eval_every and end_of_epoch)
                     or step == total
                 ):
-                    select(step, row)
+                    select(step, row["epoch"], row)
+                    if cfg.patience and row["bad_evals"] >= cfg.patience:
+                        stopped = True
+                        row["stopped"] = True
                 bar.update(1)
                 bar.set_postfix(loss=f"{vals['loss']:.3f}", refresh=False)
-                if step >= total:
+                if step >= total or stopped:
                     break
             epoch += 1
         bar.close()
         assert best_state is not None  # the last step is always evaluated
+        stop = {
+            "stopped_step": step,
+            "stopped_epoch": round(rows_log[-1]["epoch"], 4),
+            "early_stopped": stopped,
+            "selected_epoch": round(best_epoch, 4),
+        }
         clf.load_state_dict(best_state)
         dev, tests = self.evaluate(clf, test=True)
         seed_dir = self.out / f"seed-{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         ckpt: str | None = None
-        proto = self.protocol(seed, best_step)
+        proto = {**self.protocol(seed, best_step), **stop}
         if cfg.save_checkpoint:
             ckpt = str(
                 save_classifier(
@@ -572,7 +645,33 @@ class _Trainer:
             checkpoint=label,
             protocol=proto,
         )
+        oracle_pooled = None
+        if cfg.record_oracle and oracle_state is not None:
+            if oracle_step == best_step:  # the same weights: the same predictions
+                o_dev, o_tests = dev, tests
+            else:
+                clf.load_state_dict(oracle_state)
+                o_dev, o_tests = self.evaluate(clf, test=True)
+            oracle_pooled = self.pooled(o_tests)
+            o_epoch = next(r["epoch"] for r in rows_log if r["step"] == oracle_step)
+            o_proto = {
+                **self.protocol(seed, oracle_step, oracle=True),
+                **stop,
+                "selected_epoch": round(o_epoch, 4),
+            }
+            oracle_rows = accuracy_rows(
+                o_tests,
+                targets=self.targets,
+                dev_correct=o_dev,
+                train_lang=self.task.train_lang,
+                layer=self.L,
+                store=str(seed_dir),
+                checkpoint=f"{self.oracle_label}-seed{seed}",
+                protocol=o_proto,
+            )
+            results = pd.concat([results, oracle_rows], ignore_index=True)
         log_df = pd.DataFrame(rows_log, columns=_LOG_COLUMNS)
+        log_df["stopped"] = log_df["stopped"].eq(True)
         log_df.insert(1, "method", cfg.method)
         seconds = time.perf_counter() - t0
         res = SeedResult(
@@ -587,18 +686,53 @@ class _Trainer:
             pooled=self.pooled(tests),
             mean=float(np.mean([tests[t].mean() for t in self.targets])),
             seconds=seconds,
+            selected_epoch=float(best_epoch),
+            early_stopped=stopped,
+            oracle_step=oracle_step if cfg.record_oracle else None,
+            oracle_pooled=oracle_pooled,
         )
         clf.zero_grad(set_to_none=True)
-        del opt, best_state
+        del opt, best_state, oracle_state
         return res, results, log_df
 
-    def protocol(self, seed: int, step: int) -> dict[str, Any]:
+    @property
+    def oracle_label(self) -> str:
+        return f"{self.cfg.label or self.cfg.method}-oracle"
+
+    def epoch_batches(self, perm: np.ndarray, eff: int, gen: Any) -> list[np.ndarray]:
+        """One epoch's batches of view rows: slices of ``perm``, or length-bucketed slices."""
+        n = len(perm)
+        if self.cfg.batching == "random":
+            return [perm[b : b + eff] for b in range(0, n, eff)]
+        # A bucket of 50 batches is sorted by length, then cut; a multiple of eff keeps the
+        # number of batches (and the schedule) equal to the random batching's.
+        lengths = self.row_lengths
+        bucket = 50 * eff
+        batches = []
+        for c in range(0, n, bucket):
+            part = perm[c : c + bucket]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[b : b + eff] for b in range(0, len(part), eff)]
+        order = self.torch.randperm(len(batches), generator=gen).numpy()
+        return [batches[i] for i in order]
+
+    @property
+    def row_lengths(self) -> np.ndarray:
+        """Per view row: the longer of its perturbed and original tokenisation (its padding)."""
+        if not hasattr(self, "_row_lengths"):
+            pert = self.enc_pert.lengths
+            orig = self.enc_orig.lengths[self.example]
+            self._row_lengths = np.maximum(pert, orig)
+        return self._row_lengths
+
+    def protocol(self, seed: int, step: int, *, oracle: bool = False) -> dict[str, Any]:
         cfg = self.cfg
+        selection = "oracle" if oracle else cfg.selection
         p: dict[str, Any] = {
             "task": cfg.task,
             "method": cfg.method,
             "terms": list(self.terms),
-            "selection": cfg.selection,
+            "selection": selection,
             "selected_step": step,
             "seed": seed,
             "model": self.encoder.facts.name,
@@ -607,7 +741,12 @@ class _Trainer:
             "n_views": cfg.n_views,
             "perturb_seed": cfg.perturb_seed,
             "epochs": cfg.epochs,
+            "epoch_cap": cfg.epochs,
             "max_steps": cfg.max_steps,
+            "patience": cfg.patience,
+            "early_stopping": "english dev accuracy" if cfg.patience else "off",
+            "eval_every": cfg.eval_every,
+            "batching": cfg.batching,
             "lr": cfg.lr,
             "head_lr": cfg.head_lr or cfg.lr,
             "effective_batch": cfg.effective_batch,
@@ -620,7 +759,9 @@ class _Trainer:
         if {"ep", "ap"} & set(self.terms):
             p.update({"alpha": cfg.alpha, "beta": cfg.beta, "ap_layer": cfg.ap_layer})
             p["ap_mask"] = cfg.ap_mask
-        if cfg.selection == "oracle":
+        if oracle and self.oracle_rows:
+            p["oracle_limit_per_lang"] = cfg.oracle_limit_per_lang
+        if selection == "oracle":
             p["oracle"] = True
             p["selection_note"] = (
                 "oracle: checkpoint chosen on pooled target-language TEST accuracy "
@@ -731,8 +872,18 @@ def train(
     # The caller's encoder leaves as it came (the trained weights are in the checkpoints).
     encoder.model.load_state_dict(trainer.init_state)
     results = pd.concat(frames, ignore_index=True)
-    agg = seed_aggregate(results, store=str(out), checkpoint=cfg.run_label)
-    all_results = pd.concat([results, agg], ignore_index=True)
+    # --record-oracle rows (a dev-selected run) get their own aggregate
+    is_extra_oracle = results["checkpoint"].str.startswith(trainer.oracle_label + "-seed") & (
+        cfg.record_oracle
+    )
+    aggs = [seed_aggregate(results[~is_extra_oracle], store=str(out), checkpoint=cfg.run_label)]
+    if cfg.record_oracle:
+        aggs.append(
+            seed_aggregate(
+                results[is_extra_oracle], store=str(out), checkpoint=trainer.oracle_label
+            )
+        )
+    all_results = pd.concat([results, *aggs], ignore_index=True)
     train_log = pd.concat(logs, ignore_index=True)
     notes += trainer.notes
     write_parquet(out / "results.parquet", all_results)
@@ -755,6 +906,11 @@ def train(
         "seeds": {
             str(s.seed): {
                 "selected_step": s.selected_step,
+                "selected_epoch": s.selected_epoch,
+                "early_stopped": s.early_stopped,
+                "dev_acc": s.dev_acc,
+                "oracle_step": s.oracle_step,
+                "oracle_pooled": s.oracle_pooled,
                 "steps": s.steps,
                 "seconds": round(s.seconds, 1),
                 "checkpoint": s.checkpoint,
