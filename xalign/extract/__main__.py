@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from xalign._cli import HelpFormatter, config_from_args, run_main
-from xalign.extract._config import ATTENTION_MODES, ENGINES, POOLINGS, ExtractConfig
+from xalign.extract._config import ATTENTION_MODES, BACKENDS, ENGINES, POOLINGS, ExtractConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +30,15 @@ examples:
       --split test --out runs/sib-mbert
   python -m xalign.extract --model xlm-roberta-base --data tatoeba:tatoeba --layers all \\
       --engine ray --address auto --out /shared/runs/tatoeba-xlmr     # on a Ray cluster
+  python -m xalign.extract --data tatoeba:data/tatoeba/v1 --backend onnx --out runs/fast
+      # CPU: ONNX Runtime forward (pip install 'xalign[onnx]'), 1.1-1.8x the torch speed
+
+--backend onnx exports the encoder to ONNX once (~9 s for e5-small, cached in the xalign
+cache under onnx/) and runs the forward in ONNX Runtime with tight length-sorted batches; its
+vectors agree with torch's to a cosine of about 0.9999999 after the float16 store, not bit for
+bit. It serves hidden states, every pooling and --tokens on the CPU; --attentions, --neurons,
+--ablate, CUDA and --engine ray need torch. --backend auto uses onnx when it can, else torch
+(the reason is printed and recorded). A store is resumed only with the backend that began it.
 
 An interrupted run resumes when the same command is run again; an --out folder holding a store
 of another model, corpus or configuration is refused (use --overwrite to replace it). Run again
@@ -101,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-budget",
         dest="token_budget",
         type=int,
-        help=f"padded tokens per batch [default: {_D.token_budget}]",
+        help="padded tokens per batch (length-sorted; on the CPU a batch also ends before a "
+        f"row 10%% shorter than its first) [default: {_D.token_budget}]",
     )
     p.add_argument(
         "--chunk-rows",
@@ -146,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="L:N,...",
         help="set these feed-forward neurons (LAYER:NEURON, layer = block 1..L) to zero "
         "during the forward; recorded in the manifest (see python -m xalign.neurons ablate)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="the forward: 'torch' (the reference), 'onnx' (ONNX Runtime on the CPU, faster; "
+        "needs the onnx extra), 'auto' (onnx when it can serve the run, else torch); recorded "
+        f"in the manifest [default: {_D.backend}]",
     )
     p.add_argument(
         "--engine",
@@ -206,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         check_out(cfg.out)  # before the model loads
         encoder = load_extract_encoder(cfg) if cfg.pairs else None  # loaded once for both passes
         store, summary = extract(cfg, encoder=encoder)
-        write_json(store.path / "config.json", cfg.to_dict())
+        write_json(store.path / "config.json", {**cfg.to_dict(), "backend": summary.backend})
         print(summary.format())
         if cfg.pairs:
             from xalign.extract import extract_pair_attention

@@ -8,7 +8,14 @@ from typing import Any, Literal, get_args
 from xalign._validate import check_choice, check_interval
 from xalign.errors import ConfigError
 
-__all__ = ["POOLINGS", "ExtractConfig", "Pooling", "resolve_prefix"]
+__all__ = [
+    "BACKENDS",
+    "POOLINGS",
+    "ExtractConfig",
+    "Pooling",
+    "onnx_config_reason",
+    "resolve_prefix",
+]
 
 Pooling = Literal["mean", "mean_nospecial", "cls", "max", "last"]
 POOLINGS: tuple[str, ...] = get_args(Pooling)
@@ -16,6 +23,8 @@ AttentionMode = Literal["none", "head-mean", "full"]
 ATTENTION_MODES: tuple[str, ...] = get_args(AttentionMode)
 Engine = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = get_args(Engine)
+Backend = Literal["torch", "onnx", "auto"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 @dataclass
@@ -37,6 +46,13 @@ class ExtractConfig:
     (``neurons/<stat>``; see :mod:`xalign.extract._neurons`). ``ablate`` lists ``(layer,
     neuron)`` pairs (layer = block 1..L) whose feed-forward activation is set to zero during the
     forward (``"1:5,2:7"`` on the command line); it is recorded in the manifest exactly.
+
+    ``backend`` is the forward: ``"torch"`` (the reference, default), ``"onnx"`` (ONNX Runtime
+    on the CPU, the encoder exported once and cached; needs the ``onnx`` extra; hidden states,
+    every pooling and token embeddings, but no attention maps, ``neurons``, ``ablate``, CUDA or
+    Ray) or ``"auto"`` (onnx when it can serve the run, else torch, the reason recorded). The
+    backend used is recorded in the manifest, and a store is only resumed with the backend
+    that began it.
     """
 
     model: str = "e5-small"
@@ -69,6 +85,7 @@ class ExtractConfig:
     gpus_per_worker: float | None = None
     neurons: bool = False
     ablate: list[list[int]] | None = None
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.ablate is not None:
@@ -111,9 +128,34 @@ class ExtractConfig:
             )
         if self.engine == "ray" and self.pairs:
             raise ConfigError("--pairs runs on the local engine only; drop --engine ray")
+        check_choice("--backend", self.backend, BACKENDS)
+        if self.backend == "onnx" and (reason := onnx_config_reason(self)) is not None:
+            raise ConfigError(f"--backend onnx: {reason}; use --backend torch (or auto)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def onnx_config_reason(config: ExtractConfig) -> str | None:
+    """Why these options keep the ONNX forward from serving a run (None: they do not).
+
+    >>> onnx_config_reason(ExtractConfig(attentions="head-mean"))
+    '--attentions head-mean needs attention maps, which the ONNX graph does not output'
+    """
+    if config.engine == "ray":
+        return "--engine ray runs the torch forward in its actors"
+    if config.attentions != "none":
+        return (
+            f"--attentions {config.attentions} needs attention maps, which the ONNX graph "
+            "does not output"
+        )
+    if config.neurons:
+        return "--neurons hooks the torch feed-forward modules"
+    if config.ablate:
+        return "--ablate hooks the torch feed-forward modules"
+    if config.dtype != "float32":
+        return f"--dtype {config.dtype}: the ONNX forward computes in float32 only"
+    return None
 
 
 def parse_ablate(value: Any) -> list[list[int]]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from xalign.errors import ConfigError, StoreError
 from xalign.extract._config import ExtractConfig, resolve_prefix
-from xalign.extract._extract import ChunkSpec, ExtractSummary
+from xalign.extract._extract import SLACK, TORCH_FLOOR, ChunkSpec, ExtractSummary
 from xalign.extract._neurons import PARTIAL_DIR, NeuronAccumulator
 from xalign.extract._tokenize import tokenize_corpus
 
@@ -65,6 +65,8 @@ class ExtractPlan:
     neurons: NeuronAccumulator | None = None
     #: each row's index into the store's language list (the ``neurons/*`` language axis)
     lang_index: NDArray[np.int64] | None = None
+    #: with ``--backend auto`` resolved to torch: the reason (recorded in the manifest's run)
+    backend_note: str | None = None
 
     def chunk_langs(self, chunk: int) -> NDArray[np.int64] | None:
         """The language index of every row of ``chunk`` (None without neuron statistics)."""
@@ -151,7 +153,13 @@ def prepare_extract(
 
     ``autocast``: whether the chunks will run under CUDA autocast (default: the config's choice
     on this encoder's device; the Ray engine decides from the cluster's GPUs).
+
+    ``config.backend`` is resolved here (``auto`` → ``onnx`` or ``torch``; an ONNX export, when
+    one is needed, happens before the store is touched). A store begun with one backend is
+    resumed only with the same one: the two agree to a cosine of 0.9999999, not bit for bit.
+    A backend other than torch is part of the store's identity (``extraction.backend``).
     """
+    from xalign.extract._onnx import resolve_backend
     from xalign.store import StoreWriter, parse_layers
 
     facts = encoder.facts
@@ -171,6 +179,8 @@ def prepare_extract(
     if autocast is None:
         autocast = bool(config.autocast and encoder.device.type == "cuda")
     neurons_info, ablate = _neuron_facts(config, encoder, corpus)
+    backend, backend_note = resolve_backend(config, encoder)
+    _check_backend(config, backend)
     extraction = {
         "layers": layers,
         "attention_layers": attn_layers,
@@ -189,6 +199,8 @@ def prepare_extract(
         extraction["neurons"] = neurons_info
     if ablate:
         extraction["ablate"] = ablate
+    if backend != "torch":  # torch stores keep the identity they had before backends existed
+        extraction["backend"] = backend
     corpus_info = {
         "name": corpus.name,
         "source": corpus.source,
@@ -220,12 +232,15 @@ def prepare_extract(
         autocast=autocast,
         neurons=neurons_info is not None,
         ablate=[(a, b) for a, b in ablate],
+        backend=backend,
+        **_batching(backend, encoder, autocast, config.token_budget),
     )
     texts = corpus.rows["text"].tolist()
     empty = np.zeros(0, np.int64)
     plan = ExtractPlan(
         config, corpus, writer, spec, texts, empty, chunk_rows, {}, empty, empty, empty
     )
+    plan.backend_note = backend_note
     if writer.already_complete:
         shutil.rmtree(writer.path / PARTIAL_DIR, ignore_errors=True)  # left by a kill at the end
         return plan
@@ -245,7 +260,7 @@ def prepare_extract(
     rows_df["truncated"] = n_full > n_tokens
     writer.write_tables(rows_df, None)
     _write_gold_links(corpus, writer.path)
-    writer.write_config(config.to_dict())
+    writer.write_config({**config.to_dict(), "backend": backend})  # the backend used
 
     N, nL = len(corpus), len(layers)
     arrays = {
@@ -311,12 +326,70 @@ def finish_extract(
             "batch_backoffs": backoffs,
             "device": device,
             "engine": plan.config.engine,
+            **_backend_run(plan),
         },
     )
     if plan.neurons is not None:
         plan.neurons.remove()
     store = Store.open(plan.config.out)
     return store, summarize_extract(store, seconds, rows_computed, plan.writer, backoffs)
+
+
+def _batching(backend: str, encoder: Encoder, autocast: bool, budget: int) -> dict[str, Any]:
+    """How a chunk's rows are batched: tight on a CPU (the ONNX forward, or torch with a floor).
+
+    On CUDA (or autocast, the Ray engine's GPU actors) the token budget alone, as before.
+    """
+    if backend == "onnx":
+        return {"slack": SLACK, "min_tokens": 0}
+    if encoder.device.type == "cpu" and not autocast:
+        return {"slack": SLACK, "min_tokens": int(budget * TORCH_FLOOR)}
+    return {"slack": None, "min_tokens": 0}
+
+
+def _backend_run(plan: ExtractPlan) -> dict[str, Any]:
+    """The manifest's ``run`` fields on the forward: backend used, asked for, and why."""
+    run: dict[str, Any] = {
+        "backend": plan.spec.backend,
+        "backend_requested": plan.config.backend,
+        "batch_slack": plan.spec.slack,
+        "batch_min_tokens": plan.spec.min_tokens,
+    }
+    if plan.backend_note:
+        run["backend_note"] = plan.backend_note
+    if plan.spec.backend == "onnx":
+        import onnxruntime
+
+        run["onnxruntime"] = onnxruntime.__version__
+    return run
+
+
+def _check_backend(config: ExtractConfig, backend: str) -> None:
+    """Refuse to resume (or repair) a store at ``--out`` begun with another backend.
+
+    Its chunks and this run's would come from two forwards that agree to a cosine of 0.9999999
+    but not bit for bit; one store is never a mix. (The identity check would refuse it too;
+    this says which backend to use.)
+    """
+    from xalign._io import read_json
+    from xalign.errors import StoreMismatchError
+    from xalign.store import is_store
+
+    out = Path(config.out)
+    if config.overwrite or not is_store(out):
+        return
+    try:
+        extraction = read_json(out / "manifest.json").get("extraction", {})
+        old = extraction.get("backend", "torch")
+    except (OSError, ValueError, AttributeError):
+        return  # the store's own checks report a damaged manifest
+    if old != backend:
+        auto = " (--backend auto)" if config.backend == "auto" else ""
+        raise StoreMismatchError(
+            f"{out} was begun with the {old} backend and this run uses {backend}{auto}: one "
+            "store never mixes the two (they agree closely, not bit for bit); rerun with "
+            f"--backend {old} to resume or verify it, or with --overwrite to re-extract it"
+        )
 
 
 def _neuron_facts(
@@ -482,6 +555,7 @@ def summarize_extract(
     store: Store, seconds: float, rows_computed: int, writer: Any, backoffs: int
 ) -> ExtractSummary:
     c = store.manifest["counts"]
+    run = store.manifest.get("run") or {}
     return ExtractSummary(
         path=str(store.path),
         rows=int(c["rows"]),
@@ -495,6 +569,8 @@ def summarize_extract(
         store_bytes=store.nbytes_on_disk(),
         batch_backoffs=backoffs,
         repairs=list(getattr(writer, "repairs", [])),
+        backend=str(run.get("backend", "torch")),
+        backend_note=run.get("backend_note"),
     )
 
 
