@@ -139,7 +139,7 @@ def train(out: Path, workers: int, quick: bool) -> None:
             continue
         argv = [sys.executable, "-m", "xalign.train", "--config", str(HERE / f"{j.config}.toml")]
         argv += ["--seeds", str(j.seed), "--label", j.label, "--out", str(folder)]
-        argv += ["--overwrite", "--no-progress"]
+        argv += ["--overwrite"]  # progress bars go to out/logs/train-*.log
         if j.oracle:
             argv += ["--record-oracle"]
         for k, v in j.flags.items():
