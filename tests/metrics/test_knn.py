@@ -297,6 +297,40 @@ def test_top1_rows_takes_both_near_tie_routes():
     assert calls == [int(many.sum())]
 
 
+def test_top1_rows_lean_route_matches_float64_and_maps_rows():
+    """A block with at most ``_LEAN`` unsure rows is decided row by row: the same answers as
+    a float64 argmax, for both kinds of unsure row (few keys in the window, or more than
+    ``_FEW``), and each block row is scored as the query row it stands for (a block given as
+    an offset slice or as row indices)."""
+    import xalign.metrics._knn as K
+
+    rng = np.random.default_rng(11)
+    d = 24
+    base = rng.standard_normal((3, d))
+    scale = np.r_[np.full(80, 1e-8), np.full(3, 1e-8), np.full(17, 1e-2)]
+    which = np.r_[np.zeros(80, int), np.ones(3, int), np.full(17, 2)]
+    y = base[which] + scale[:, None] * rng.standard_normal((100, d))
+    # queries: one near base 0 (> _FEW keys in its window), two near base 1, clear ones near 2
+    x = base[[2, 2, 0, 2, 1, 2, 1, 2]] + 1e-3 * rng.standard_normal((8, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    y = (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+    q, keys = K._as_rows(x, "x"), K._as_rows(y, "y")
+    ref = (x.astype(np.float64) @ y.astype(np.float64).T).argmax(1)
+    lean, vec = K._top1_rows_lean, K._top1_rows
+    taken = []
+    K._top1_rows_lean = lambda *a: taken.append(len(a[-1])) or lean(*a)
+    try:
+        for qi in (slice(None), slice(2, 7), np.array([6, 2, 4, 0])):
+            rows = np.arange(8)[qi]
+            S = x[rows] @ y.T
+            tol = K._tol(q, keys)[rows]
+            got = vec(S.copy(), q, qi, keys, tol)
+            np.testing.assert_array_equal(got, ref[rows])
+    finally:
+        K._top1_rows_lean = lean
+    assert taken == [3, 3, 3]  # rows 2, 4, 6 are unsure in every block; the lean route ran
+
+
 @pytest.mark.parametrize("n_gpus", [1, 3])
 def test_faiss_gpu_key_sharding_identical_to_numpy(n_gpus, fake_faiss_gpu, tied_data, random_data):
     """The multi-GPU path (keys split over devices, candidates merged) run on CPU through a

@@ -61,6 +61,10 @@ beside it as STORE.results.config.json. If the results cannot be written (a full
 file is left as it was and the results are saved under the temporary folder instead, saying
 where.
 
+speed: layers run side by side in --workers processes (identical tables for any number);
+the probe is the slowest group: --probe-warm-start (recorded in the protocol) or leave it out
+of --metrics.
+
 exit status: 0 all requested groups computed; 1 a group failed part-way (the other groups'
 results are written, the failure is named); 2 bad input or nothing written to --out.
 A folder that holds stores (not a store itself) lists them and exits 2.

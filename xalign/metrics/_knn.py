@@ -541,6 +541,8 @@ def _top1_rows(
     unsure = np.nonzero(~(v1.astype(np.float64) - v2 > 2 * tol))[0]
     if not unsure.size:
         return i1
+    if unsure.size <= _LEAN:
+        return _top1_rows_lean(S, q, qi, y, tol, i1, v1, unsure)
     qrows = np.arange(len(q))[qi][unsure]
     thr = v1[unsure].astype(np.float64) - 2 * tol[unsure]
     sub = S[unsure]
@@ -557,6 +559,42 @@ def _top1_rows(
         i1[unsure[few]] = cand[np.arange(len(cand)), order]
     if not few.all():
         i1[unsure[~few]] = _exact_search(q, qrows[~few], y, 1)[1][:, 0]
+    return i1
+
+
+# Up to this many unsure rows in a block are decided one by one (fewer numpy calls than the
+# vectorised route, which pays off for the typical one or two near-tied rows of a search).
+_LEAN = 4
+
+
+def _top1_rows_lean(
+    S: NDArray[np.float32],
+    q: Rows,
+    qi: NDArray[np.intp] | slice,
+    y: Rows,
+    tol: NDArray[np.float64],
+    i1: NDArray[np.int64],
+    v1: NDArray[np.float32],
+    unsure: NDArray[np.intp],
+) -> NDArray[np.int64]:
+    """:func:`_top1_rows`' decision of a few unsure rows, one row at a time: the same keys
+    (float32 score ≥ max − 2·tol, compared in float64), scored by :func:`_exact`, ranked by
+    (score descending, index ascending)."""
+    rows = range(len(q))[qi] if isinstance(qi, slice) else qi  # row u of S is query rows[u]
+    for u in unsure.tolist():
+        thr = np.float64(v1[u]) - 2 * tol[u]  # a float64 scalar: the comparison is in float64
+        cand = np.flatnonzero(S[u] >= thr)
+        if cand.size > _FEW:
+            i1[u] = _exact_search(q, np.array([rows[u]], dtype=np.intp), y, 1)[1][0, 0]
+            continue
+        # _exact's formula for one query: float64 products and norms, one contiguous-row
+        # reduction each (equal keys get bit-identical scores)
+        g = y.src[cand].astype(np.float64, copy=False)
+        qb = q.src[rows[u]].astype(np.float64)
+        s = (g * qb).sum(axis=-1)
+        if q.cosine:
+            s /= np.sqrt((qb * qb).sum()) * np.sqrt((g * g).sum(axis=-1))
+        i1[u] = cand[np.lexsort((cand, -s))[0]]
     return i1
 
 
