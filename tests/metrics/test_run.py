@@ -143,6 +143,30 @@ def test_two_stores_same_corpus(store, tmp_path):
     )
 
 
+def test_same_layer_cka_between_stores_gets_a_group_bootstrap_interval(store, tmp_path):
+    """With --bootstrap, the same layer of both stores gets an interval from a bootstrap over
+    translation groups (blocks = min(64, groups)); other layer pairs get none."""
+    copy = tmp_path / "after"
+    shutil.copytree(store.path, copy)
+    res = compute_metrics(
+        MetricsConfig(
+            stores=[f"before={store.path}", f"after={copy}"],
+            metrics=["stores"],
+            bootstrap=40,
+            progress=False,
+        )
+    )
+    cka = res[res["metric"] == "cka_between_stores"]
+    proto = cka["protocol"].map(json.loads)
+    same = np.array([p["other_layer"] == x for p, x in zip(proto, cka["layer"], strict=True)])
+    diag, off = cka[same], cka[~same]
+    assert len(diag) == len(store.layers) and off["ci_low"].isna().all()
+    assert np.allclose(diag[["ci_low", "value", "ci_high"]].to_numpy(), 1.0)
+    groups = store.rows["group"].nunique()
+    assert {p["ci_blocks"] for p in proto[same]} == {min(64, groups)}
+    assert {p["n_boot"] for p in proto[same]} == {40}
+
+
 def test_refuses_stores_of_different_corpora(store, corpus, tiny_xlmr, tmp_path):
     other, _ = extract(
         ExtractConfig(out=str(tmp_path / "other"), progress=False),

@@ -114,6 +114,39 @@ def test_default_run_on_a_tatoeba_store_of_deu_fra(tatoeba_store):
     assert "word_align skipped" in notes and "--gold wordalign:DIR" in notes
 
 
+def test_attention_rows_carry_bootstrap_intervals(tatoeba_store):
+    """--bootstrap reaches the attention group: entropy, pattern agreement and the distance
+    between two stores get 95 % intervals around their value (none with --bootstrap 0)."""
+    path = str(tatoeba_store.path)
+
+    def run(n_boot: int):
+        return compute_metrics(
+            MetricsConfig(
+                stores=[f"a={path}", f"b={path}"],
+                metrics=["attention"],
+                layers="2",
+                bootstrap=n_boot,
+                progress=False,
+                workers=1,
+            )
+        )
+
+    res = run(200)
+    names = {"attention_entropy", "attention_pattern_corr", "attention_mse", "attention_js"}
+    assert names <= set(res["metric"])
+    rows = res[res["metric"].isin(names) & res["value"].notna()]
+    assert rows["ci_low"].notna().all() and rows["ci_high"].notna().all()
+    assert (rows["ci_low"] <= rows["value"] + 1e-12).all()
+    assert (rows["value"] <= rows["ci_high"] + 1e-12).all()
+    ent = rows[rows["metric"] == "attention_entropy"]
+    assert (ent["ci_high"] > ent["ci_low"]).all()  # sentences differ: a real interval
+    same = rows[rows["metric"] == "attention_mse"]  # a store against itself: exactly 0
+    assert (same[["value", "ci_low", "ci_high"]].to_numpy() == 0).all()
+    assert all('"n_boot":200' in p for p in rows["protocol"])
+    none = run(0)
+    assert none[none["metric"].isin(names)]["ci_low"].isna().all()
+
+
 def test_explicit_requests_are_validated_before_any_computation(
     tatoeba_store, small_probe_store, monkeypatch
 ):

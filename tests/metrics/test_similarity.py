@@ -201,3 +201,52 @@ def test_cka_between_languages_equals_linear_cka_per_pair():
                 for i in ia
             ]
             assert r.value == linear_cka(X[ia], X[ib], debiased=debiased)
+
+
+def test_cka_block_replicates_equal_the_cka_of_the_rows_drawn():
+    """Each replicate computed from per-block sums equals linear_cka of its rows (each block's
+    rows repeated as often as the block was drawn), on data far from the origin."""
+    from xalign.metrics._similarity import _block_replicates
+
+    rng = np.random.default_rng(4)
+    n, G = 90, 7
+    X = rng.normal(size=(n, 6)) + 40.0
+    Y = X @ rng.normal(size=(6, 5)) + rng.normal(size=(n, 5)) - 25.0
+    block = rng.integers(0, G, n)
+    block[:G] = np.arange(G)  # every block has rows
+    draws = rng.multinomial(G, np.full(G, 1 / G), size=25)
+    got = _block_replicates(X, Y, block, draws)
+    for r, c in enumerate(draws):
+        rows = np.concatenate([np.repeat(np.flatnonzero(block == b), k) for b, k in enumerate(c)])
+        assert got[r] == pytest.approx(linear_cka(X[rows], Y[rows]), rel=1e-9, abs=1e-12)
+
+
+def test_cka_block_bootstrap_interval_matches_the_sampling_spread():
+    """Over 150 samples from one distribution, the bootstrap interval's width (over 2 × 1.96)
+    is close to the true spread of CKA between samples, and the interval covers the
+    population value most of the time; units keep their rows in one block."""
+    from xalign.metrics._similarity import cka_block_bootstrap
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(5, 4))
+    vals, widths, cover = [], [], 0
+    big = rng.normal(size=(200_000, 5))
+    truth = linear_cka(big, big @ W + 1.5 * np.random.default_rng(1).normal(size=(200_000, 4)))
+    for s in range(150):
+        r = np.random.default_rng(100 + s)
+        X = r.normal(size=(240, 5))
+        Y = X @ W + 1.5 * r.normal(size=(240, 4))
+        lo, hi, G = cka_block_bootstrap(X, Y, n_boot=300, seed=s)
+        assert G == 64 and lo <= linear_cka(X, Y) <= hi
+        vals.append(linear_cka(X, Y))
+        widths.append((hi - lo) / (2 * 1.96))
+        cover += lo <= truth <= hi
+    ratio = np.mean(widths) / np.std(vals, ddof=1)
+    assert 0.75 < ratio < 1.3, ratio
+    assert cover >= 0.85 * 150, cover
+    # units: 240 rows in 12 units of 20 -> 12 blocks; the same seed gives the same interval
+    units = np.repeat(np.arange(12), 20)
+    a = cka_block_bootstrap(X, Y, units=units, n_boot=300, seed=5)
+    assert a == cka_block_bootstrap(X, Y, units=units, n_boot=300, seed=5) and a[2] == 12
+    with pytest.raises(DataError, match="at least 2 units"):
+        cka_block_bootstrap(X, Y, units=np.zeros(240), n_boot=10)

@@ -999,13 +999,19 @@ def _alignment_frames(plan: _Plan, out: _Collector) -> None:
                 else:  # one call per comparable pair, one per language left (entropy only)
                     alone = [x for x in facts.langs if not any(x in p for p in pairs)]
                     calls = [list(p) for p in pairs] + [[x] for x in alone]
-            out.run("attention", label, "", _attention, store, label, gold, calls, attn_layers)
+            out.run(
+                "attention", label, "", _attention, store, label, gold, calls, attn_layers,
+                cfg.bootstrap, cfg.seed,
+            )  # fmt: skip
     if "attention" in cfg.groups and len(plan.stores) > 1 and not cfg.independent:
         (la, a), rest = plan.stores[0], plan.stores[1:]
         for lb, b in rest:
             has = [s.attention_mode != "none" for s in (a, b)]
             if all(has):
-                out.run("attention", la, f" (distance to {lb})", _attention_distance, a, b, la)
+                out.run(
+                    "attention", la, f" (distance to {lb})", _attention_distance, a, b, la,
+                    cfg.bootstrap, cfg.seed,
+                )  # fmt: skip
             elif any(has):
                 plan.notes.append(
                     f"attention distance {la} vs {lb} skipped: only one of them has attention maps"
@@ -1037,7 +1043,13 @@ def _word_align(
 
 
 def _attention(
-    store: Any, label: str, gold: Any, calls: list[list[str]], layers: list[int]
+    store: Any,
+    label: str,
+    gold: Any,
+    calls: list[list[str]],
+    layers: list[int],
+    n_boot: int = 0,
+    seed: int = 0,
 ) -> list[pd.DataFrame]:
     from xalign.metrics._store_attention import attention_alignment_metrics
 
@@ -1050,6 +1062,8 @@ def _attention(
             layers=layers,
             links="gold" if gold is not None else "predicted",
             gold=gold,
+            n_boot=n_boot,
+            seed=seed,
         )
         # a language in several pairs: its entropy is the same number each time, kept once
         ent = df["metric"].eq("attention_entropy")
@@ -1059,10 +1073,12 @@ def _attention(
     return parts
 
 
-def _attention_distance(a: Any, b: Any, label: str) -> list[pd.DataFrame]:
+def _attention_distance(
+    a: Any, b: Any, label: str, n_boot: int = 0, seed: int = 0
+) -> list[pd.DataFrame]:
     from xalign.metrics._store_attention import attention_store_distance
 
-    return [_tidy_token(attention_store_distance(a, b), a, label)]
+    return [_tidy_token(attention_store_distance(a, b, n_boot=n_boot, seed=seed), a, label)]
 
 
 def _both(cfg: MetricsConfig) -> Any:
@@ -1079,13 +1095,17 @@ def _add_protocol(proto: str, extra: dict[str, Any]) -> str:
 def _store_similarity(
     stores: list[tuple[str, Any]], cfg: MetricsConfig, cka_matrix: Any
 ) -> pd.DataFrame:
-    """Layer × layer linear CKA between every pair of stores (same rows), in tidy form."""
+    """Layer × layer linear CKA between every pair of stores (same rows), in tidy form; the
+    same layer of both gets a cluster-bootstrap interval (:func:`cka_block_bootstrap`)."""
+    from xalign.metrics._similarity import cka_block_bootstrap
+
     recs = []
     for (la, a), (lb, b) in itertools.combinations(stores, 2):
         layers_a, layers_b = a.resolve_layers(cfg.layers), b.resolve_layers(cfg.layers)
         A = [a.sentences(pooling=cfg.pooling, layer=x, lang=cfg.langs) for x in layers_a]
         B = [b.sentences(pooling=cfg.pooling, layer=x, lang=cfg.langs) for x in layers_b]
         M = cka_matrix(A, B)
+        units = a.rows["group"].to_numpy(dtype=object)[a.select(lang=cfg.langs)]
         for i, x in enumerate(layers_a):
             for j, y in enumerate(layers_b):
                 proto = {
@@ -1097,6 +1117,17 @@ def _store_similarity(
                     "form": "feature-space",
                     "centered": False,
                 }
+                lo = hi = np.nan
+                if x == y and cfg.bootstrap > 0:  # the same layer of both: an interval
+                    lo, hi, blocks = cka_block_bootstrap(
+                        A[i], B[j], units=units, n_boot=cfg.bootstrap, seed=cfg.seed
+                    )
+                    proto.update(
+                        ci="cluster bootstrap over translation groups, dealt into random blocks",
+                        ci_blocks=blocks,
+                        n_boot=cfg.bootstrap,
+                        seed=cfg.seed,
+                    )
                 recs.append(
                     {
                         "store": str(a.path),
@@ -1107,8 +1138,8 @@ def _store_similarity(
                         "lang2": None,
                         "value": float(M[i, j]),
                         "n": len(A[i]),
-                        "ci_low": np.nan,
-                        "ci_high": np.nan,
+                        "ci_low": lo,
+                        "ci_high": hi,
                         "protocol": _protocol(proto),
                     }
                 )
