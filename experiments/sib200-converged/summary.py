@@ -208,6 +208,28 @@ def _ci(r: pd.Series) -> str:
     return f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
+def mean_over_units(df: pd.DataFrame, what: str, n_boot: int = 2000) -> pd.DataFrame:
+    """Per checkpoint × layer, the mean of ``value`` over the rows (languages or language
+    pairs) with a 95 % percentile bootstrap interval over those units (units resampled;
+    seed 0); a single unit keeps its own interval. ``what`` names the unit in ``unit``."""
+    from xalign.metrics import bootstrap_ci
+
+    recs = []
+    for (ck, layer), g in df.groupby(["checkpoint", "layer"], sort=False):
+        v = g["value"].to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        if len(v) == 1:
+            lo, hi = float(g["ci_low"].iloc[0]), float(g["ci_high"].iloc[0])
+        elif len(v) > 1:
+            lo, hi = bootstrap_ci(v, n_boot=n_boot, seed=0)
+        else:
+            lo = hi = float("nan")
+        recs.append({"checkpoint": ck, "layer": layer, "value": float(np.mean(v)) if len(v)
+                     else float("nan"), "ci_low": lo, "ci_high": hi, "n_units": len(v),
+                     "unit": what})  # fmt: skip
+    return pd.DataFrame(recs)
+
+
 def alignment_tables(mt: pd.DataFrame) -> list[str]:
     """Before/after alignment by layer from the metrics rows of the three stores."""
     lines: list[str] = []
@@ -233,9 +255,12 @@ def alignment_tables(mt: pd.DataFrame) -> list[str]:
 
     ret = raw[(raw["metric"] == "retrieval_acc_mean")]
     ret = ret[ret["protocol"].str.contains('"scoring":"cosine"', regex=False)]
+    ret = ret.drop_duplicates(["checkpoint", "layer", "lang", "lang2"])
+    n_pairs = ret.groupby(["checkpoint", "layer"]).size().max() if len(ret) else 0
     pivot(
-        ret.drop_duplicates(["checkpoint", "layer"]),
-        "retrieval accuracy (cosine, raw; mean of X→eng and eng→X over the target languages)",
+        mean_over_units(ret, "language pair"),
+        "retrieval accuracy (cosine, raw; mean of X→eng and eng→X, averaged over the "
+        f"{n_pairs} language pairs; interval: bootstrap over the pairs)",
     )
     gap = raw[(raw["metric"] == "translation_contrast") & raw["lang"].isna()]
     if not len(gap):
@@ -265,10 +290,14 @@ def alignment_tables(mt: pd.DataFrame) -> list[str]:
               "linear CKA to the pretrained model, same layer (1 = unchanged)")  # fmt: skip
     att = mt[mt["metric"].str.startswith("attention_")]
     for metric, g in att.groupby("metric"):
-        g = g.groupby(["checkpoint", "layer"], as_index=False).agg(
-            value=("value", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean")
+        unit = "language pair" if g["lang2"].notna().any() else "language"
+        g = g.drop_duplicates(["checkpoint", "layer", "lang", "lang2"])
+        n_units = g.groupby(["checkpoint", "layer"]).size().max()
+        pivot(
+            mean_over_units(g, unit),
+            f"{metric} (attention stores; mean over {n_units} {unit}s, interval: bootstrap "
+            f"over the {unit}s)",
         )
-        pivot(g, f"{metric} (mean over languages / pairs; attention stores)")
     return lines
 
 
@@ -326,9 +355,11 @@ def build_summary(
         ["zero_shot_acc", "zero_shot_acc_pooled", "zero_shot_acc_mean", "dev_acc"])]  # fmt: skip
     lines += alignment_tables(mt)
     lines += [
-        "Silhouette, CKA and the attention numbers carry no interval here (the metrics runner "
-        "computes none for them). Figures: `out/report/figures/` (`python -m xalign.report "
-        "out/metrics.parquet --stores out/stores --compare pretrained,pushpull-seed0`).",
+        "Intervals: retrieval and attention, bootstrap over the language (pair) means shown; "
+        "cluster gap, the metrics runner's bootstrap over sentence pairs; CKA, its cluster "
+        "bootstrap over translation groups. The silhouette carries none. Figures: "
+        "`out/report/figures/` (`python -m xalign.report out/metrics.parquet --stores "
+        "out/stores --compare pretrained,pushpull-seed0`).",
         "",
     ]
     if timings:
