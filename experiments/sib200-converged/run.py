@@ -39,6 +39,10 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -264,6 +268,27 @@ def collect(out: Path) -> tuple:
     return results, curve
 
 
+#: Metrics kept per language (pair) in the committed table; the other metric groups' rows are
+#: kept only where they cover all languages at once (``lang`` empty): the per-pair cluster and
+#: CKA rows (tens of thousands) stay in out/results.parquet.
+PER_LANGUAGE = ("retrieval_acc", "retrieval_acc_mean", "translation_contrast", "cka_between_stores")
+
+
+def committed_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the committed ``results.parquet``: every training row, and of the metrics
+    every row the summary reads (retrieval per language pair, CKA between stores, attention,
+    the all-language rows of the other groups)."""
+    training = results["metric"].str.startswith(("zero_shot_acc", "dev_acc"))
+    raw = results["protocol"].str.contains('"centered":false', regex=False)
+    keep = (
+        training
+        | (results["metric"].isin(PER_LANGUAGE) & (raw | results["metric"].str.startswith("cka")))
+        | results["metric"].str.startswith("attention_")
+        | results["lang"].isna()
+    )
+    return results[keep].reset_index(drop=True)
+
+
 def report_figures(out: Path) -> None:
     if not (out / "metrics.parquet").is_file():
         return
@@ -326,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     text = build_summary(results, curves, timings)
     (out / "summary.md").write_text(text, encoding="utf-8")
     if not args.quick and args.out is None:
-        for f in ("results.parquet", "curves.parquet", "summary.md"):
+        from xalign._io import write_parquet
+
+        write_parquet(HERE / "results.parquet", committed_rows(results))
+        for f in ("curves.parquet", "summary.md"):
             shutil.copy2(out / f, HERE / f)
     print(text)
     print(f"summary  {out / 'summary.md'}\nresults  {out / 'results.parquet'}")
