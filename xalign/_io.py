@@ -17,6 +17,7 @@ __all__ = [
     "atomic_path",
     "check_output",
     "ensure_writable_dir",
+    "exclusive_lock",
     "inside_store",
     "read_json",
     "write_json",
@@ -209,3 +210,21 @@ def write_parquet_stream(target: str | os.PathLike[str], frames: Iterable[pd.Dat
                 writer.close()
         if writer is None:
             raise ValueError(f"{target}: no rows to write")
+
+
+@contextmanager
+def exclusive_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an advisory lock on ``lock_path`` (POSIX ``flock``; the file is created if needed);
+    elsewhere, just go ahead. Processes that convert or export into a shared cache take it so
+    that only one does the work."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

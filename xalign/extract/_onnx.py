@@ -41,13 +41,13 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xalign._io import exclusive_lock
 from xalign.errors import ConfigError, XAlignError
 from xalign.extract._config import onnx_config_reason
 
@@ -252,22 +252,6 @@ def _cache_problem(folder: Path, key: str) -> str | None:
         if _file_sha256(str(p), st.st_size, st.st_mtime_ns) != rec.get("sha256"):
             return f"{p} does not match its recorded sha256 (damaged)"
     return None
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An advisory lock on ``lock_path`` (POSIX); elsewhere, just go ahead."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _dummy(encoder: Encoder, batch: int, length: int, seed: int) -> tuple[Any, Any]:
@@ -512,7 +496,7 @@ def _ensure_export(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{root}: cannot create the ONNX cache folder ({exc})") from exc
-    with _exclusive(root / f".{folder.name}.lock"):
+    with exclusive_lock(root / f".{folder.name}.lock"):
         problem = _cache_problem(folder, key)  # another process may have exported meanwhile
         if problem is None and not force:
             return False

@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xalign._io import exclusive_lock
 from xalign.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from transformers import BertModel, PreTrainedTokenizerFast
 
 __all__ = ["E5_SMALL", "build_e5_small", "bundled_e5_file", "default_cache_dir"]
@@ -520,28 +519,12 @@ def build_e5_small(cache_dir: str | os.PathLike[str] | None = None, *, force: bo
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelLoadError(f"{root}: cannot create the xalign cache folder ({exc})") from exc
-    with _exclusive(root / f".{folder.name}.lock"):
+    with exclusive_lock(root / f".{folder.name}.lock"):
         # Another process may have converted it while we waited for the lock.
         if not force and _cached_folder_ok(folder, source_sha):
             return folder
         _convert(src, source_sha, root, folder)
     return folder
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``lock_path`` (POSIX); elsewhere, just go ahead."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _convert(src: Path, source_sha: str, root: Path, folder: Path) -> None:
