@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,3 +230,52 @@ def exclusive_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def default_cache_dir() -> Path:
+    """The xalign cache folder: ``$XALIGN_CACHE``, else ``$XDG_CACHE_HOME/xalign``, else
+    ``~/.cache/xalign``."""
+    if os.environ.get("XALIGN_CACHE"):
+        return Path(os.environ["XALIGN_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xalign"
+    return Path.home() / ".cache" / "xalign"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in a streaming way."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256_file_cached(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file`, remembered per (path, size, mtime) for this process."""
+    st = os.stat(path)
+    return _sha256_memo(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_memo(path: str, _size: int, _mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def replace_dir(tmp: Path, folder: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``folder``, replacing a folder already there
+    (stale, damaged or forced). If another process renamed its own copy into place first, that
+    one is kept and ``tmp`` is removed."""
+    import shutil
+    import time
+
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        with suppress(FileNotFoundError):
+            folder.rename(old)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

