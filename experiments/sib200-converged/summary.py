@@ -136,15 +136,45 @@ def paired_by_seed(tr: pd.DataFrame, a: str, b: str) -> tuple[Any, dict[int, flo
     return r, per
 
 
-def conclusion(r: Any, a: str = "push/pull", b: str = "plain fine-tuning") -> str:
+def conclusion(
+    r: Any,
+    by_seed: Any = None,
+    per_seed: dict[int, float] | None = None,
+    a: str = "push/pull",
+    b: str = "plain fine-tuning",
+) -> str:
+    """The one-sentence verdict: the paired test over seed × language units, qualified by the
+    test with the seed as the unit (``by_seed``, ``per_seed``) when there are several seeds.
+
+    The seed × language units are not independent (the languages of one seed share one
+    checkpoint), so a pooled difference that one seed carries is not called established.
+    """
     ci = f"95 % CI [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
     nums = (f"mean difference {r.mean:+.3f} accuracy over {r.n} seed × target-language pairs, "
             f"{ci}, sign-flip p = {r.p_value:.3g}")  # fmt: skip
+    pooled = 0
     if r.ci_low > 0 and r.p_value < 0.05:
-        return f"**{a} beats {b} in zero-shot accuracy** ({nums})."
-    if r.ci_high < 0 and r.p_value < 0.05:
-        return f"**{a} is worse than {b} in zero-shot accuracy** ({nums})."
-    return f"**{a} and {b} do not differ detectably in zero-shot accuracy** ({nums})."
+        pooled = 1
+    elif r.ci_high < 0 and r.p_value < 0.05:
+        pooled = -1
+    if not pooled:
+        return f"**{a} and {b} do not differ detectably in zero-shot accuracy** ({nums})."
+    verb = "beats" if pooled > 0 else "is worse than"
+    if by_seed is None or not per_seed or len(per_seed) < 2:
+        return f"**{a} {verb} {b} in zero-shot accuracy** ({nums})."
+    seeds = (f"mean {by_seed.mean:+.3f}, exact sign-flip p = {by_seed.p_value:.3g}; per seed "
+             + ", ".join(f"s{k} {v:+.3f}" for k, v in per_seed.items()))  # fmt: skip
+    if by_seed.p_value < 0.05:
+        return (f"**{a} {verb} {b} in zero-shot accuracy** ({nums}; with the seed as the unit "
+                f"also significant: {seeds}).")  # fmt: skip
+    if all(np.sign(v) == pooled for v in per_seed.values()):
+        return (f"**{a} {verb} {b} in zero-shot accuracy in every one of the {len(per_seed)} "
+                f"seeds** ({nums}); with the seed as the unit the test cannot reach p < 0.05 "
+                f"with {len(per_seed)} seeds ({seeds}).")  # fmt: skip
+    return (f"**{a}'s {'advantage over' if pooled > 0 else 'deficit against'} {b} is not "
+            f"established**: the paired test over seed × target-language pairs finds one "
+            f"({nums}), but the seeds disagree in sign and with the seed as the unit the "
+            f"difference is not significant ({seeds}).")  # fmt: skip
 
 
 def oracle_table(tr: pd.DataFrame) -> list[str]:
@@ -345,12 +375,7 @@ def build_summary(
     if {"finetune", "pushpull"} <= set(tr["method"]):
         r = paired(tr, "pushpull", "finetune")
         rs, per = paired_by_seed(tr, "pushpull", "finetune")
-        text = conclusion(r)
-        if len(per) > 1:
-            verdict = "also significant" if rs.p_value < 0.05 else "not significant"
-            text = (f"{text[:-1]}; with the seed as the unit (languages averaged first, "
-                    f"{len(per)} seeds) the difference is {verdict} (mean {rs.mean:+.3f}, "
-                    f"exact sign-flip p = {rs.p_value:.3g}).")  # fmt: skip
+        text = conclusion(r, rs, per)
         lines += [text, "", f"- {r.sentence('pushpull', 'finetune')}"]
         if len(per) > 1:
             lines.append(

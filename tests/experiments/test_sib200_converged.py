@@ -36,8 +36,13 @@ def _row(ck, metric, lang, value, proto, n=200):
                 protocol=json.dumps(proto))  # fmt: skip
 
 
-def synthetic(delta: float = 0.05, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A results table shaped like run.py's: 2 methods × 3 seeds + oracle, grid, ablations."""
+def synthetic(
+    delta: float = 0.05, seed: int = 0, pushpull_by_seed: dict[int, float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A results table shaped like run.py's: 2 methods × 3 seeds + oracle, grid, ablations.
+
+    ``pushpull_by_seed`` adds a per-seed shift to pushpull's accuracies (seed → shift).
+    """
     rng = np.random.default_rng(seed)
     langs = ["eng_Latn", "deu_Latn", "fra_Latn", "swh_Latn"]
     rows, curves = [], []
@@ -53,7 +58,9 @@ def synthetic(delta: float = 0.05, seed: int = 0) -> tuple[pd.DataFrame, pd.Data
                 if label.endswith("oracle") and run not in ("finetune", "pushpull"):
                     continue
                 ck = f"{label}-seed{s}"
-                acc = {x: 0.6 + 0.01 * s + shift + extra + rng.normal(0, 0.003) for x in langs}
+                own = (pushpull_by_seed or {}).get(s, 0.0) if run == "pushpull" else 0.0
+                acc = {x: 0.6 + 0.01 * s + shift + own + extra + rng.normal(0, 0.003)
+                       for x in langs}  # fmt: skip
                 for x, v in acc.items():
                     rows.append(
                         _row(ck, "zero_shot_acc", x, v, {**base, "is_train_lang": x == "eng_Latn"})
@@ -120,13 +127,26 @@ def test_summary_reports_the_tables_numbers_and_a_correct_conclusion():
     z = z.assign(method=z["checkpoint"].str[:-6], seed=z["checkpoint"].str[-1])
     ref = paired_difference(z[z.method == "pushpull"], z[z.method == "finetune"],
                             unit_cols=["seed", "lang"])  # fmt: skip
-    assert "**push/pull beats plain fine-tuning" in text
+    assert "**push/pull beats plain fine-tuning in zero-shot accuracy in every one of the 3" in text
     assert f"{ref.mean:+.3f}" in text and f"p = {ref.p_value:.3g}" in text
     # oracle inflation +0.02 per seed, grid chosen on dev (pushpull: dev 0.85 is the best)
     assert "**pushpull mean** | | | **+0.020**" in text
     assert "Chosen by English dev accuracy: α = 0.1, β = 1 (pushpull)." in text
     for title in ("EP only", "AP only", "RS-DA", "linear CKA to the pretrained", "cluster gap"):
         assert title in text
+
+
+def test_conclusion_does_not_call_a_difference_one_seed_carries_established():
+    """Significant over seed × language units, but the seeds disagree in sign: not established."""
+    mod = _summary_module()
+    results, curves = synthetic(delta=0.0, pushpull_by_seed={0: -0.01, 1: 0.04, 2: 0.04})
+    text = mod.build_summary(results, curves)
+    verdict = next(ln for ln in text.splitlines() if ln.startswith("**"))
+    assert verdict.startswith("**push/pull's advantage over plain fine-tuning is not established**")
+    assert "sign-flip p = 0.0" in verdict  # the pooled test is significant (p ≈ 0.03) ...
+    by_seed = re.search(r"exact sign-flip p = ([0-9.]+)", verdict)
+    assert by_seed and float(by_seed.group(1)) >= 0.25  # ... the by-seed test is not (−, +, +)
+    assert "s0 -0.0" in verdict and "s1 +0.04" in verdict
 
 
 def test_conclusion_says_no_difference_when_there_is_none():
