@@ -115,6 +115,32 @@ def test_export_without_a_browser_says_how_to_enable_it(results_factory, tmp_pat
     assert s.format().count(ENABLE_STATIC_HINT) == 1
 
 
+def test_export_renders_once_more_after_a_failed_render_and_then_raises(tmp_path, monkeypatch):
+    """A render that fails (kaleido's page-load race) is retried once in a new browser; a
+    second failure is raised, never passed off as written figures."""
+    pytest.importorskip("kaleido")
+    import plotly.graph_objects as go
+
+    import xalign.report._export as ex
+
+    outcomes = [(RuntimeError("kaleido_scopes is not defined"),), ()]
+    calls = []
+
+    def fake_run(factory):
+        calls.append(factory)
+        return outcomes[len(calls) - 1]
+
+    monkeypatch.setattr(ex, "_run", fake_run)
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+    got = ex.export_figures([(fig, tmp_path / "f", 300, 200)], formats=["png"])
+    assert len(calls) == 2 and got.files == [tmp_path / "f.png"]
+    calls.clear()
+    outcomes[1] = (RuntimeError("still failing"),)
+    with pytest.raises(RuntimeError, match="could not render 1 figure"):
+        ex.export_figures([(fig, tmp_path / "g", 300, 200)], formats=["png"])
+    assert len(calls) == 2
+
+
 def test_pdf_dates_and_svg_ids_are_fixed():
     pdf = b"1 0 obj\n<</CreationDate (D:20261122003206+00'00')\n/ModDate (D:20261122003207Z)>>"
     fixed = fix_pdf_dates(pdf)

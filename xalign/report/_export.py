@@ -190,6 +190,10 @@ def export_figures(
     try:
         with _pdf_without_margins():
             errors = _run(render)
+            if errors:
+                # kaleido can run a figure's script before its page has loaded ("kaleido_scopes
+                # is not defined", seen once under load): one more browser, every figure again
+                errors = _run(render)
     except ChromeNotFoundError:
         return ExportResult([], ENABLE_STATIC_HINT)
     except (OSError, RuntimeError) as e:  # a browser that does not start or crashes
