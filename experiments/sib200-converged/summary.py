@@ -136,6 +136,11 @@ def paired_by_seed(tr: pd.DataFrame, a: str, b: str) -> tuple[Any, dict[int, flo
     return r, per
 
 
+def per_seed_text(per_seed: dict[int, float]) -> str:
+    """``s0 -0.016, s1 +0.002, ...``: each seed's difference, as the summary prints it."""
+    return ", ".join(f"s{k} {v:+.3f}" for k, v in per_seed.items())
+
+
 def conclusion(
     r: Any,
     by_seed: Any = None,
@@ -163,7 +168,7 @@ def conclusion(
     if by_seed is None or not per_seed or len(per_seed) < 2:
         return f"**{a} {verb} {b} in zero-shot accuracy** ({nums})."
     seeds = (f"mean {by_seed.mean:+.3f}, exact sign-flip p = {by_seed.p_value:.3g}; per seed "
-             + ", ".join(f"s{k} {v:+.3f}" for k, v in per_seed.items()))  # fmt: skip
+             f"{per_seed_text(per_seed)}")  # fmt: skip
     if by_seed.p_value < 0.05:
         return (f"**{a} {verb} {b} in zero-shot accuracy** ({nums}; with the seed as the unit "
                 f"also significant: {seeds}).")  # fmt: skip
@@ -380,7 +385,7 @@ def build_summary(
         if len(per) > 1:
             lines.append(
                 f"- by seed: {rs.sentence('pushpull', 'finetune')}; per seed: "
-                + ", ".join(f"s{k} {v:+.3f}" for k, v in per.items())
+                + per_seed_text(per)
                 + ". The seed × language units above are not independent (the languages of one "
                 "seed share one checkpoint), so when one seed drives the difference the by-seed "
                 "test is the one to trust; with 3 seeds its smallest possible p is 0.25."
