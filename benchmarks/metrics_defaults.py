@@ -175,10 +175,8 @@ def compare_tables(old: Path, new: Path) -> list[str]:
 
 #: Probe variants of ``--probe-variants``: keyword arguments of ``language_id_probe``.
 PROBE_VARIANTS: dict[str, dict[str, Any]] = {
-    "default (cold, 5 folds)": {"cv": 5},
-    "warm start": {"cv": 5, "warm_start": True},
+    "default (5 folds)": {"cv": 5},
     "3 folds": {"cv": 3},
-    "warm start, 3 folds": {"cv": 3, "warm_start": True},
 }
 
 
@@ -246,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--probe-variants",
         action="store_true",
-        help="instead: the probe's CPU time and numbers with warm starts and 3 folds",
+        help="instead: the probe's CPU time and numbers with 3 folds",
     )
     p.add_argument("--breakdown-json", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -57,7 +57,7 @@ def test_mode_values_are_those_of_the_array_functions():
         ({"workers": -1}, "--workers -1: must be >= 0 (0 = one per available CPU, at most 4)"),
         ({"workers": 257}, "--workers 257: must be in [0, 256]"),
         ({"workers": "2"}, "--workers '2': invalid int value"),
-        ({"probe_warm_start": "yes"}, "--probe-warm-start 'yes': expected true or false"),
+        ({"independent": "yes"}, "--independent 'yes': expected true or false"),
     ],
 )
 def test_bad_values_name_the_flag_and_the_rule(kwargs, message):

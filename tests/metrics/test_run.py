@@ -449,12 +449,13 @@ def test_cli_refuses_bad_workers(store, capsys):
     assert err == ["error: --workers -2: must be >= 0 (0 = one per available CPU, at most 4)"]
 
 
-def test_probe_warm_start_is_an_option_recorded_in_the_protocol(store):
-    """Off by default (cold starts: protocols without the key, the numbers of earlier
-    versions); --probe-warm-start records "previous fold" in every probe row."""
-    kw = {"stores": [str(store.path)], "metrics": ["probe"], "layers": "2", "progress": False}
-    cold = compute_metrics(MetricsConfig(**kw, bootstrap=0))
-    warm = compute_metrics(MetricsConfig(**kw, bootstrap=0, probe_warm_start=True))
-    assert not cold["protocol"].str.contains("warm_start").any()
-    assert all(json.loads(p)["warm_start"] == "previous fold" for p in warm["protocol"])
-    assert (cold["value"] - warm["value"]).abs().max() <= 0.05  # same objective and tolerance
+def test_removed_probe_warm_start_is_refused_with_the_reason(store, capsys, tmp_path):
+    """--probe-warm-start started each fold from the previous fold's solution, fitted on this
+    fold's test rows: refused with the reason, from the command line and from a config file."""
+    assert main([str(store.path), "--probe-warm-start"]) == 2
+    err = capsys.readouterr().err
+    assert "--probe-warm-start was removed" in err and "test rows" in err
+    toml = tmp_path / "m.toml"
+    toml.write_text("probe_warm_start = true\n", encoding="utf-8")
+    assert main([str(store.path), "--config", str(toml)]) == 2
+    assert "unknown key(s) ['probe_warm_start']" in capsys.readouterr().err

@@ -62,8 +62,7 @@ file is left as it was and the results are saved under the temporary folder inst
 where.
 
 speed: layers run side by side in --workers processes (identical tables for any number);
-the probe is the slowest group: --probe-warm-start (recorded in the protocol) or leave it out
-of --metrics.
+the probe is the slowest group: leave it out of --metrics when it is not needed.
 
 exit status: 0 all requested groups computed; 1 a group failed part-way (the other groups'
 results are written, the failure is named); 2 bad input or nothing written to --out.
@@ -124,13 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"silhouette subsample (stratified) [default: {_D.sample_size}]",
     )
     p.add_argument("--cv", type=int, help=f"probe folds [default: {_D.cv}]")
-    p.add_argument(
-        "--probe-warm-start",
-        dest="probe_warm_start",
-        action="store_true",
-        help="start each probe fold from the previous fold's solution: 18-37%% less probe time, "
-        "accuracies within the solver tolerance (recorded in the protocol; docs/metrics.md)",
-    )
+    # removed: refused with the reason (REMOVED_WARM_START) rather than as an unknown flag
+    p.add_argument("--probe-warm-start", dest="removed_warm_start", action="store_true",
+                   help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument("--seed", type=int, help=f"seed for every sampled choice [default: {_D.seed}]")
     p.add_argument("--backend", choices=("auto", "numpy", "faiss", "faiss-gpu"),
                    help="k-NN backend; auto = faiss GPU when present, else numpy (same results) "
@@ -161,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+REMOVED_WARM_START = (
+    "--probe-warm-start was removed: it started each fold's probe from the previous fold's "
+    "solution, which was fitted on this fold's test rows, and raised accuracies above the "
+    "converged probe's; every fold now starts from zero (docs/metrics.md#lid-probe)"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from xalign._io import check_output
 
+        if getattr(args, "removed_warm_start", False):
+            raise ConfigError(REMOVED_WARM_START)
         if getattr(args, "pivot", None) == "none":
             args.pivot = None
         try:

@@ -127,9 +127,6 @@ class MetricsConfig:
     bootstrap: int = 1000
     sample_size: int = 5000
     cv: int = 5
-    #: Each probe fold's fit starts from the previous fold's solution (recorded in the
-    #: protocol as ``"warm_start": "previous fold"``); off: cold starts, the default numbers.
-    probe_warm_start: bool = False
     seed: int = 0
     backend: Backend = "auto"
     independent: bool = False
@@ -189,7 +186,6 @@ class MetricsConfig:
         _switch(self.dedup, "--no-dedup")
         _switch(self.independent, "--independent")
         _switch(self.progress, "--no-progress")
-        _switch(self.probe_warm_start, "--probe-warm-start")
         if not self.stores:
             raise ConfigError("no stores given: pass one or more store folders (or label=path)")
         for arg in self.stores:

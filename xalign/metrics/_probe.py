@@ -239,7 +239,6 @@ def _fit_softmax(
     *,
     max_iter: int,
     tol: float,
-    init: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
     """(W (k, d), b (k,), iterations) of the penalised logistic regression on ``pre``.
 
@@ -289,12 +288,8 @@ def _fit_softmax(
             evaluate(theta)
         return bool(last["gmax"] <= tol)  # scikit-learn's criterion, on the gradient in W, b
 
-    theta0 = np.zeros(free * (d + 1))
-    if init is not None:  # a warm start (W, b), mapped to the coordinates U of W = U D V^T
-        W0, b0 = init
-        theta0[: free * d] = ((W0[k - free :] @ V) / dscale).ravel()
-        theta0[free * d :] = b0[k - free :]
-    elif converged(theta0):  # e.g. no signal at all: W = 0, b = 0
+    theta0 = np.zeros(free * (d + 1))  # every fit starts from zero: see _cv_correct
+    if converged(theta0):  # e.g. no signal at all: W = 0, b = 0
         return np.zeros((k, d)), np.zeros(k), 0
 
     def callback(intermediate_result: Any) -> None:
@@ -376,30 +371,27 @@ def _cv_correct(
     splits: list[tuple[NDArray[np.int64], NDArray[np.int64]]],
     probe: LinearProbe,
     centered: bool,
-    warm_start: bool = False,
 ) -> list[NDArray[np.float64]]:
     """Out-of-fold 0/1 correctness for each label vector in ``targets``, on the same splits.
 
     Per fold the centring, the scaler and (default solver) the preconditioner are computed
-    once and shared by every label vector: they depend on the rows, not the labels. With
-    ``warm_start`` (default solver) each fold's fit of a label vector starts from the
-    previous fold's solution, carried over as weights on the unstandardised features.
+    once and shared by every label vector: they depend on the rows, not the labels. Every
+    fit starts from zero weights, so a fold's predictions depend only on its training rows:
+    starting from another fold's solution (fitted on rows this fold tests) would carry those
+    rows' labels into the start point, and the solver stops within ``tol`` of the optimum
+    rather than at it (docs/metrics.md#lid-probe).
     """
     from sklearn.base import clone
     from sklearn.preprocessing import StandardScaler
 
     out = [np.zeros(y.size, dtype=np.float64) for y in targets]
-    # per label vector: (classes, weights A and intercepts c on unstandardised features)
-    previous: list[tuple[Any, NDArray[np.float64], NDArray[np.float64]] | None] = [None] * len(
-        targets
-    )
     for train, test in splits:
         Xtr, Xte = arr[train], arr[test]
         if centered:
             cen = LanguageCenterer().fit(Xtr, langs[train])
             Xtr, Xte = cen.transform(Xtr, langs[train]), cen.transform(Xte, langs[test])
         pre = Ztr = Zte = scaler = None
-        for t, (y, correct) in enumerate(zip(targets, out, strict=True)):
+        for y, correct in zip(targets, out, strict=True):
             classes = unique_in_order(y[train])
             if len(classes) < 2:
                 pred = np.full(test.size, classes[0], dtype=object)
@@ -412,24 +404,9 @@ def _cv_correct(
                     Zte = scaler.transform(Xte) if scaler is not None else Xte
                     pre = _Preconditioned(Ztr, C=float(probe.C))
                 labels, codes = np.unique(y[train], return_inverse=True)
-                d = arr.shape[1]
-                mean = scaler.mean_ if scaler is not None else np.zeros(d)
-                scale = scaler.scale_ if scaler is not None else np.ones(d)
-                init = None
-                prev = previous[t]
-                if warm_start and prev is not None and np.array_equal(prev[0], labels):
-                    init = (prev[1] * scale, prev[2] + prev[1] @ mean)
                 W, b, _ = _fit_softmax(
-                    pre,
-                    codes,
-                    labels.size,
-                    max_iter=int(probe.max_iter),
-                    tol=float(probe.tol),
-                    init=init,
+                    pre, codes, labels.size, max_iter=int(probe.max_iter), tol=float(probe.tol)
                 )
-                if warm_start:
-                    A = W / scale
-                    previous[t] = (labels, A, b - A @ mean)
                 assert Zte is not None  # set with pre, on the first iteration
                 pred = labels[np.argmax(_logits(Zte, W, b), axis=1)]
             correct[test] = pred == y[test]
@@ -447,7 +424,6 @@ def language_id_probe(
     max_iter: int = 1000,
     tol: float = 1e-4,
     solver: Solver = "lbfgs-preconditioned",
-    warm_start: bool = False,
     control: bool = True,
     centered: bool = False,
     n_boot: int = 1000,
@@ -498,15 +474,6 @@ def language_id_probe(
         in the protocol with ``tol``) replaced scikit-learn's plain lbfgs (``"lbfgs"``,
         results tables without a ``solver`` key): same objective and stopping rule, many
         fewer iterations; accuracies agree within 0.005 on e5-small stores.
-    warm_start : bool
-        Off by default (the default run's numbers do not depend on the order of the folds).
-        Default solver only: each fold's fit starts from the previous fold's solution (as
-        weights on the unstandardised features) instead of zero, recorded in the protocol
-        as ``"warm_start": "previous fold"``. Same objective and stopping rule, so the
-        result differs only within the tolerance ``tol``; it needs about half the
-        iterations (the folds share 3/4 of their training rows). On the e5-small demo store
-        raw accuracies move by <= 0.007; centred ones, at chance level where the logits of
-        all languages nearly tie, by <= 0.012 (docs/metrics.md#lid-probe).
     control : bool
         Also run the control task and report selectivity.
     centered : bool
@@ -553,7 +520,6 @@ def language_id_probe(
     splits = list(skf.split(arr, labels.astype(str)))
     probe = LinearProbe(C=C, max_iter=max_iter, tol=tol, solver=solver, seed=seed)
     probe._check_params()
-    warm = bool(warm_start) and solver == "lbfgs-preconditioned"
     proto = {
         "probe": "logistic_regression",
         "solver": solver,
@@ -568,8 +534,6 @@ def language_id_probe(
         "n_boot": n_boot,
         "alpha": alpha,
     }
-    if warm:  # absent for cold starts, as in the results of earlier versions
-        proto["warm_start"] = "previous fold"
 
     def ci(values: NDArray[np.float64]) -> tuple[float, float]:
         if not n_boot:
@@ -583,7 +547,7 @@ def language_id_probe(
     # the fits are many small, skinny products: one BLAS thread is faster than several, and
     # far faster when other processes compete for the cores (threads then wait on each other)
     with single_blas_thread():
-        correct, *rest = _cv_correct(arr, targets, labels, splits, probe, centered, warm)
+        correct, *rest = _cv_correct(arr, targets, labels, splits, probe, centered)
     lo, hi = ci(correct)
     records: list[dict[str, Any]] = [
         {

@@ -899,7 +899,6 @@ def _one_group(
                 groups=grp,
                 cv=config.cv,
                 seed=config.seed,
-                warm_start=config.probe_warm_start,
                 centered=centered,
                 n_boot=config.bootstrap,
             )
