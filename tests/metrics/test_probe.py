@@ -210,7 +210,9 @@ def test_each_fold_depends_only_on_its_own_training_rows(noisy):
     X, langs, groups = noisy
     splits = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=3).split(X, langs))
     targets = [langs.astype(object), control_labels(langs, groups, seed=3)]
-    probe = LinearProbe(C=0.5, tol=1e-4)  # the default tolerance: stops short of the optimum
+    # a loose tolerance, so the start point shows: the removed warm start gave 3 and 7 rows
+    # that differ between the two fold orders here
+    probe = LinearProbe(C=0.5, tol=1e-2)
     forward = probe_module._cv_correct(X, targets, targets[0], splits, probe, False)
     backward = probe_module._cv_correct(X, targets, targets[0], splits[::-1], probe, False)
     for a, b in zip(forward, backward, strict=True):
