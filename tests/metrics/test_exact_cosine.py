@@ -144,3 +144,82 @@ def test_exact_duplicates_still_go_to_the_lower_index():
     assert (r["pred_src2tgt"][30:100] == 9).all()
     assert 50 not in set(r["pred_src2tgt"].tolist())
     np.testing.assert_array_equal(r["pred_tgt2src"], cos.argmax(0))
+
+
+def spread_norms(n: int, m: int, d: int = 384, seed: int = 0):
+    """Random rows whose norms span 2⁻¹⁹ to 2⁵⁹ (inside the scaled search's range), with a
+    few nearly parallel pairs so that some top-2 gaps fall inside the error bound."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((m, d))
+    y[: m // 2] = x[: m // 2] + 1e-6 * rng.standard_normal((m // 2, d))
+    y[m // 2 : m // 2 + 5] = y[0] + 1e-7 * rng.standard_normal((5, d))  # near-ties among keys
+    x *= 2.0 ** rng.uniform(-19, 59, (n, 1)) / np.sqrt(d)
+    y *= 2.0 ** rng.uniform(-19, 59, (m, 1)) / np.sqrt(d)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.parametrize(("n", "m"), [(150, 150), (120, 80)])
+def test_scaled_scores_stay_within_their_bound(n, m, monkeypatch):
+    """Tatoeba's search of both directions multiplies the raw rows' float32 product by the
+    keys' float32 1/ν instead of normalising the rows. Every score it ranks must be within
+    its query's bound of the exact cosine times the query's norm: the decision of which
+    queries need float64 rests on it."""
+    import xalign.metrics._knn as K
+
+    x, y = spread_norms(n, m)
+    seen = []
+    real = K._settle
+
+    def spy(S, q, qi, keys, tol, *rest):
+        seen.append((S.copy(), q, keys, tol.copy()))
+        return real(S, q, qi, keys, tol, *rest)
+
+    monkeypatch.setattr(K, "_settle", spy)
+    xr, yr = _unit_rows(x, "x"), _unit_rows(y, "y")
+    fi, _, bi, _ = top1_both_rows(xr, yr, scores=False)
+    assert xr.scaled is not None and xr._f32 is None  # the scaled search ran, no unit copy
+    assert len(seen) == 2
+    ratios = []
+    for S, q, keys, tol in seen:
+        norm = np.linalg.norm(q.src.astype(np.float64), axis=1)
+        exact = norm[:, None] * (unit64(q.src) @ unit64(keys.src).T)
+        ratios.append(np.abs(S - exact) / tol[:, None])
+    worst = max(r.max() for r in ratios)
+    assert worst < 1.0
+    assert worst > 1e-3  # the bound is not vacuously loose
+    cos = unit64(x) @ unit64(y).T
+    np.testing.assert_array_equal(fi, topk(cos, 1)[:, 0])
+    np.testing.assert_array_equal(bi, topk(cos.T, 1)[:, 0])
+
+
+def test_rows_outside_the_scaled_range_take_the_normalised_copy():
+    """Norms below 2⁻²⁰ or from 2⁶⁰ up (float32 underflow or an overflowing product) turn the
+    scaled search off for that side; the answer is the same float64 argmax either way."""
+    x, y = nearly_parallel(n=200, seed=5)
+    cos = unit64(x) @ unit64(y).T
+    want = (cos.argmax(1), cos.argmax(0))
+    for scale in (1.0, 2.0**-24, 2.0**62):
+        xs = (x.astype(np.float64) * scale).astype(np.float32)
+        xr, yr = _unit_rows(xs, "x"), _unit_rows(y, "y")
+        assert (xr.scaled is None) == (scale != 1.0)
+        fi, _, bi, _ = top1_both_rows(xr, yr, scores=False)
+        np.testing.assert_array_equal(fi, want[0])
+        np.testing.assert_array_equal(bi, want[1])
+        r = tatoeba_accuracy(xs, y, backend="numpy")
+        np.testing.assert_array_equal(r["pred_src2tgt"], want[0])
+        np.testing.assert_array_equal(r["pred_tgt2src"], want[1])
+
+
+def test_the_normalised_copy_is_made_on_demand_and_equals_normalize_rows():
+    """Searches other than both-direction top-1 (k-NN, margin, CSLS) still get the float32
+    normalised rows, bit-identical to ``normalize_rows``; once made, the raw float32 rows of
+    a float16 input are released (the memory of one copy, as before)."""
+    from xalign.metrics._rows import normalize_rows
+
+    x, _ = nearly_parallel(n=50, dtype=np.float16)
+    xr = _unit_rows(x, "x")
+    assert xr.scaled is not None and xr._f32 is None
+    np.testing.assert_array_equal(xr.f32, normalize_rows(x, zero="raise", dtype=np.float32))
+    assert xr.scaled is None and xr._make_f32 is None
+    assert len(xr) == 50 and xr.shape == (50, 384)

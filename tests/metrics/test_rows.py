@@ -67,3 +67,28 @@ def test_callers_keep_their_zero_row_policies():
         retrieval_unit(X, "x")
     with pytest.raises(DataError, match="x: row 0 has zero norm after centring"):
         retrieval_unit(np.ones((2, 3)), "x", center=True)
+
+
+@pytest.mark.parametrize("vecdot", [True, False])
+def test_float32_norms_with_and_without_vecdot_quietly(vecdot, monkeypatch):
+    """``float32_norms`` uses ``np.vecdot`` (numpy >= 2) or ``einsum``: the same norms up to
+    float32 summation order, and no RuntimeWarning when a float32 sum of squares overflows
+    (normalize_rows then takes float64 sums for that row)."""
+    import warnings
+
+    import xalign.metrics._rows as rows
+
+    if not vecdot:
+        monkeypatch.setattr(rows, "_VECDOT", None)
+    elif rows._VECDOT is None:
+        pytest.skip("numpy < 2 has no np.vecdot")
+    x = np.random.default_rng(0).standard_normal((50, 384)).astype(np.float32)
+    ref = np.linalg.norm(x.astype(np.float64), axis=1)
+    got = rows.float32_norms(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=384 * 2.0**-24)
+    big = np.full((2, 4), 1e20, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(rows.float32_norms(big)).all()
+        np.testing.assert_allclose(normalize_rows(big, zero="raise", dtype=np.float32), 0.5)

@@ -20,6 +20,8 @@ from xalign._validate import check_choice
 from xalign.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -150,31 +152,59 @@ def rho_float64_normalised(d: int) -> float:
 class Rows:
     """Vectors ready for search: float32 rows to search, and the rows exact scores come from.
 
-    ``f32`` (C-contiguous float32) is what the backends search. ``src`` holds the vectors as
-    given (any real dtype; centred ones when the caller centred them in float64), and every
-    exact score is computed from it in float64: the cosine of two ``src`` rows when ``cosine``
-    (each row divided by its float64 norm), else their inner product. ``rho`` bounds the
-    componentwise error of ``f32`` against the target rows ``t`` (``src`` rows, normalised when
-    ``cosine``): ``|f32[i, l] − t[i, l]| ≤ rho·|t[i, l]|`` (float32 underflow is covered
-    separately). ``norms`` bounds ``‖t_i‖`` per row (``None``: all 1, the cosine case).
+    ``f32`` (C-contiguous float32) is what the backends search; it may be given as a function
+    that makes it on first use. ``src`` holds the vectors as given (any real dtype; centred ones
+    when the caller centred them in float64), and every exact score is computed from it in
+    float64: the cosine of two ``src`` rows when ``cosine`` (each row divided by its float64
+    norm), else their inner product. ``rho`` bounds the componentwise error of ``f32`` against
+    the target rows ``t`` (``src`` rows, normalised when ``cosine``): ``|f32[i, l] − t[i, l]|
+    ≤ rho·|t[i, l]|`` (float32 underflow is covered separately). ``norms`` bounds ``‖t_i‖`` per
+    row (``None``: all 1, the cosine case). ``scaled`` = ``(raw, nu)``, cosine rows only: the
+    float32 rows before normalisation and their float32 norms ν (``f32 = raw / ν``, each ν in
+    [2⁻²⁰, 2⁶⁰), ``|ν/‖raw_i‖ − 1| ≤ rho``), which lets :func:`top1_both_rows` search the raw
+    rows and scale the scores instead (:func:`_top1_both_scaled`).
     """
 
-    __slots__ = ("_norms64", "cosine", "f32", "norms", "rho", "src")
+    __slots__ = ("_f32", "_make_f32", "_norms64", "cosine", "norms", "rho", "scaled", "src")
 
     def __init__(
         self,
-        f32: NDArray[np.float32],
+        f32: NDArray[np.float32] | Callable[[], NDArray[np.float32]],
         src: NDArray[Any],
         *,
         cosine: bool,
         rho: float,
         norms: NDArray[np.float64] | None = None,
+        scaled: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
     ) -> None:
-        self.f32, self.src, self.cosine, self.rho, self.norms = f32, src, cosine, rho, norms
+        self._f32: NDArray[np.float32] | None = None
+        self._make_f32: Callable[[], NDArray[np.float32]] | None = None
+        if callable(f32):
+            self._make_f32 = f32
+        else:
+            self._f32 = f32
+        self.src, self.cosine, self.rho, self.norms = src, cosine, rho, norms
+        self.scaled = scaled
         self._norms64: NDArray[np.float64] | None = None
 
+    @property
+    def f32(self) -> NDArray[np.float32]:
+        """The float32 rows to search (made on first use when given as a function; ``scaled``
+        is then dropped, so a float32 copy of float16 rows is not held twice)."""
+        if self._f32 is None:
+            assert self._make_f32 is not None
+            self._f32 = self._make_f32()
+            self._make_f32 = self.scaled = None
+        return self._f32
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, dim)``, without making ``f32``."""
+        n, d = self.src.shape
+        return int(n), int(d)
+
     def __len__(self) -> int:
-        return int(self.f32.shape[0])
+        return int(self.src.shape[0])
 
     def norm_bounds(self) -> NDArray[np.float64]:
         """Upper bounds on the norms of the target rows (ones for cosine)."""
@@ -225,9 +255,9 @@ def _tol(q: Rows, y: Rows, *, extra: float = 0.0, shift_max: float = 0.0) -> NDA
     score, (2d + 8)·2⁻⁵³·‖t_q‖‖t_y‖; (v) float32 underflow, 4·d·2⁻¹²⁶. A factor 1 + 2⁻²⁰ covers
     the rounding of this computation itself.
     """
-    d = q.f32.shape[1]
+    d = q.shape[1]
     if q.norms is None and y.norms is None:  # cosine: the same bound for every query
-        return np.full(q.f32.shape[0], _tol_cached(d, q.rho, y.rho, extra, shift_max))
+        return np.full(len(q), _tol_cached(d, q.rho, y.rho, extra, shift_max))
     norm_prod = q.norm_bounds() * float(y.norm_bounds().max(initial=0.0))
     return _tol_scalar(d, q.rho, y.rho, extra, shift_max, norm_prod)
 
@@ -255,7 +285,7 @@ def _exact(q: Rows, qi: NDArray[np.intp], y: Rows, cand: NDArray[np.int64]) -> N
     equal vectors always get bit-identical scores (ties then go to the lower index).
     """
     nq, kp = cand.shape
-    d = q.f32.shape[1]
+    d = q.shape[1]
     out = np.empty((nq, kp), dtype=np.float64)
     # many candidates: take every key's norm once instead of once per gathered copy
     yn = y.norms64() if q.cosine and nq * kp > len(y) else None
@@ -298,7 +328,7 @@ def _exact_search(
     :func:`top1_shifted`) and ranked by (score descending, index ascending). Memory: one
     ``[block, m]`` float64 score array (256 MiB) and one float64 chunk of keys (64 MiB).
     """
-    m, d = y.f32.shape
+    m, d = y.shape
     nq = len(qi)
     out_s = np.empty((nq, k), np.float64)
     out_i = np.empty((nq, k), np.int64)
@@ -525,22 +555,46 @@ def _top1_rows(
 ) -> NDArray[np.int64]:
     """Exact best key for each row of the float32 score block ``S = q.f32[qi] @ y.f32.T``.
 
-    A row whose float32 top-2 gap exceeds ``2 * tol`` (``tol``: :func:`_tol`) is decided by its
-    argmax. For the other rows every key that can win in float64 scores at least
-    ``max - 2 * tol`` in float32; up to :data:`_FEW` such keys are scored by :func:`_exact`
-    and ranked by (score descending, index ascending); a row with more goes to
-    :func:`_exact_search`.
+    Any float32 block will do whose row ``r`` is within ``tol[r]`` of the exact scores of query
+    ``q[qi][r]`` times a positive constant of that row (:func:`_top1_both_scaled`'s scaled
+    scores: the constant is the query's norm). A row whose float32 top-2 gap exceeds
+    ``2 * tol`` (``tol``: :func:`_tol`) is decided by its argmax. For the other rows every key
+    that can win in float64 scores at least ``max - 2 * tol`` in float32; up to :data:`_FEW`
+    such keys are scored by :func:`_exact` and ranked by (score descending, index ascending);
+    a row with more goes to :func:`_exact_search`.
     """
-    nr, m = S.shape
-    rows = np.arange(nr)
+    return _settle(S, q, qi, y, tol, *_top2(S, tol))
+
+
+def _top2(
+    S: NDArray[np.float32], tol: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.intp]]:
+    """Per row of ``S``: the float32 argmax, its score, and the rows whose top-2 gap is not
+    above ``2 * tol`` (the unsure ones). ``S`` is left as it was."""
+    rows = np.arange(S.shape[0])
     i1 = S.argmax(axis=1)
     v1 = S[rows, i1]
     S[rows, i1] = -np.inf
-    v2 = S.max(axis=1)
+    v2 = S[rows, S.argmax(axis=1)]  # the second maximum: faster than S.max(axis=1)
     S[rows, i1] = v1
-    unsure = np.nonzero(~(v1.astype(np.float64) - v2 > 2 * tol))[0]
+    gap = np.subtract(v1, v2, dtype=np.float64)  # in float64: the gap is not rounded to float32
+    return i1, v1, np.flatnonzero(~(gap > 2 * tol))
+
+
+def _settle(
+    S: NDArray[np.float32],
+    q: Rows,
+    qi: NDArray[np.intp] | slice,
+    y: Rows,
+    tol: NDArray[np.float64],
+    i1: NDArray[np.int64],
+    v1: NDArray[np.float32],
+    unsure: NDArray[np.intp],
+) -> NDArray[np.int64]:
+    """:func:`_top1_rows` after :func:`_top2`: decides the unsure rows (``i1`` is updated)."""
     if not unsure.size:
         return i1
+    m = S.shape[1]
     if unsure.size <= _LEAN:
         return _top1_rows_lean(S, q, qi, y, tol, i1, v1, unsure)
     qrows = np.arange(len(q))[qi][unsure]
@@ -594,7 +648,7 @@ def _top1_rows_lean(
         s = (g * qb).sum(axis=-1)
         if q.cosine:
             s /= np.sqrt((qb * qb).sum()) * np.sqrt((g * g).sum(axis=-1))
-        i1[u] = cand[np.lexsort((cand, -s))[0]]
+        i1[u] = cand[s.argmax()]  # cand ascends: the first maximum has the lowest index
     return i1
 
 
@@ -622,7 +676,7 @@ def top1_both(
     chosen = select_backend(backend)
     q = _as_rows(x, "queries")
     k = _as_rows(y, "keys")
-    if chosen != "numpy" or q.f32.shape[1] != k.f32.shape[1] or not len(q) or not len(k):
+    if chosen != "numpy" or q.shape[1] != k.shape[1] or not len(q) or not len(k):
         s1, i1 = _knn64(x, y, k=1, backend=backend)
         s2, i2 = _knn64(y, x, k=1, backend=backend)
         return i1[:, 0], s1[:, 0], i2[:, 0], s2[:, 0]
@@ -634,13 +688,15 @@ def top1_both_rows(q: Rows, k: Rows, *, scores: bool = True) -> Any:
 
     With ``scores=False`` the float64 scores of the winners are not computed (``None``).
     """
-    n = q.f32.shape[0]
-    m = k.f32.shape[0]
-    tol_q = _tol(q, k)
-    tol_k = _tol(k, q)
-    qf, kf = q.f32, k.f32
-    if n <= _BLOCK_BYTES // (20 * m):
-        S = qf @ kf.T
+    n = q.shape[0]
+    m = k.shape[0]
+    one_block = n <= _BLOCK_BYTES // (20 * m)
+    if one_block and q.scaled is not None and k.scaled is not None:
+        f_i, b_i = _top1_both_scaled(q, k)
+    elif one_block:
+        tol_q = _tol(q, k)
+        tol_k = _tol(k, q)
+        S = q.f32 @ k.f32.T
         f_i = _top1_rows(S, q, slice(None), k, tol_q)
         ST = np.ascontiguousarray(S.T)
         del S
@@ -648,7 +704,7 @@ def top1_both_rows(q: Rows, k: Rows, *, scores: bool = True) -> Any:
     else:
         f_i = np.empty(n, np.int64)
         b_i = np.empty(m, np.int64)
-        for out, a, b, tol in ((f_i, q, k, tol_q), (b_i, k, q, tol_k)):
+        for out, a, b, tol in ((f_i, q, k, _tol(q, k)), (b_i, k, q, _tol(k, q))):
             bs = max(1, _BLOCK_BYTES // (20 * len(b)))
             for start in range(0, len(a), bs):
                 stop = min(start + bs, len(a))
@@ -659,6 +715,79 @@ def top1_both_rows(q: Rows, k: Rows, *, scores: bool = True) -> Any:
     f_s = _exact(q, np.arange(n), k, f_i[:, None])[:, 0]
     b_s = _exact(k, np.arange(m), q, b_i[:, None])[:, 0]
     return f_i, f_s, b_i, b_s
+
+
+def _tol_scaled(q: Rows, y: Rows) -> NDArray[np.float64]:
+    """Per query of ``q`` and then per query of ``y`` (length ``len(q) + len(y)``), a bound on
+    |F − ‖t‖·c| for :func:`_top1_both_scaled`'s float32 scores of query ``t`` against the
+    other side's rows ``s``, F = fl(fl(raw_t · raw_s)·fl(1/ν_s)), and the float64 cosines c of
+    :func:`_exact`.
+
+    With w = fl(1/ν_s) = (1 + ε_w)/‖s‖, |ε_w| ≤ ρ_s (one rounding of 1/ν, the error of a
+    normalised component, :func:`rho_float32_normalised`), the product's rounding
+    |fl(t·s) − t·s| ≤ γ_d‖t‖‖s‖ and the last multiplication's 1 + δ, |δ| ≤ u:
+    |F − ‖t‖c*| ≤ ‖t‖((1 + u)(1 + ρ_s) − 1 + γ_d(1 + u)(1 + ρ_s)), c* the exact cosine — the
+    terms of :func:`_tol` with ρ_q = u and the query's norm, which bounds the float64 rounding
+    of c and underflow too (with ν ≥ 2⁻²⁰, raw underflow times w stays below its 4·d·2⁻¹²⁶).
+    ‖t‖ ≤ ν_t(1 + 2ρ_t) since ν_t = ‖t‖(1 + η), |η| ≤ ρ_t ≤ 1/2. Computed as ν_t·a + b with
+    the scalars a, b of :func:`_tol_scaled_terms`.
+    """
+    assert q.scaled is not None and y.scaled is not None
+    d = q.shape[1]
+    tol = np.concatenate((q.scaled[1], y.scaled[1]), dtype=np.float64)
+    terms_q, terms_y = _tol_scaled_terms(d, q.rho, y.rho), _tol_scaled_terms(d, y.rho, q.rho)
+    if terms_q == terms_y:  # the usual case: both sides normalised alike
+        tol *= terms_q[0]
+        tol += terms_q[1]
+    else:
+        for part, (a, b) in ((tol[: len(q)], terms_q), (tol[len(q) :], terms_y)):
+            part *= a
+            part += b
+    return tol
+
+
+@functools.lru_cache(maxsize=64)
+def _tol_scaled_terms(d: int, rq: float, ry: float) -> tuple[float, float]:
+    """(a, b) with :func:`_tol_scalar` (ρ = u and ``ry``, no shift) = ν·a + b for a norm
+    bound ν(1 + 2·rq); ``a`` carries one more factor 1 + 2⁻²⁰ for the two float64 roundings
+    of ν·a + b."""
+    b = float(_tol_scalar(d, _U32, ry, 0.0, 0.0, 0.0))  # the underflow term alone
+    a = float(_tol_scalar(d, _U32, ry, 0.0, 0.0, 1.0)) - b
+    return a * (1.0 + 2.0 * rq) * _SAFE, b * _SAFE
+
+
+def _top1_both_scaled(q: Rows, k: Rows) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`top1_both_rows`' indices for cosine rows given ``scaled`` (one block).
+
+    One float32 product of the raw rows, ``P = raw_q @ raw_k.T``; the forward scores are ``P``
+    with each column multiplied by ``fl(1/ν_k)``, the backward ones ``Pᵀ`` with each column
+    multiplied by ``fl(1/ν_q)``. Row ``i`` of each is then the cosines of query ``i`` times its
+    norm, within :func:`_tol_scaled`, so :func:`_top1_rows`' decision applies unchanged; no
+    normalised copy of either side is made. With as many queries as keys (Tatoeba's pairs) both
+    directions share one array and one :func:`_top2` pass.
+    """
+    assert q.scaled is not None and k.scaled is not None
+    (raw_q, nu_q), (raw_k, nu_k) = q.scaled, k.scaled
+    n, m = len(q), len(k)
+    tol = _tol_scaled(q, k)
+    tol_q, tol_k = tol[:n], tol[n:]
+    both = np.empty((2 * n, n) if n == m else (n, m), np.float32)
+    fwd = both[:n]
+    np.matmul(raw_q, raw_k.T, out=fwd)
+    bwd = both[n:] if n == m else np.empty((m, n), np.float32)
+    np.multiply(fwd.T, np.reciprocal(nu_q), out=bwd)
+    fwd *= np.reciprocal(nu_k)
+    if n == m:
+        i1, v1, unsure = _top2(both, tol)
+        cut = np.searchsorted(unsure, n)
+        f = (i1[:n], v1[:n], unsure[:cut])
+        b = (i1[n:], v1[n:], unsure[cut:] - n)
+    else:
+        f, b = _top2(fwd, tol_q), _top2(bwd, tol_k)
+    return (
+        _settle(fwd, q, slice(None), k, tol_q, *f),
+        _settle(bwd, k, slice(None), q, tol_k, *b),
+    )
 
 
 def top1_shifted(
@@ -687,7 +816,7 @@ def top1_shifted(
     Returns ``(indices, scores)``, float64 scores as ``score`` gives them.
     """
     chosen = select_backend(backend)
-    n, d = queries.f32.shape
+    n, d = queries.shape
     m = len(keys)
     qa = np.empty((n, d + 1), np.float32)
     qa[:, :d], qa[:, d] = queries.f32, 1.0
@@ -819,9 +948,9 @@ def _knn64(
     """:func:`knn` with the float64 scores of the vectors as given."""
     q = _as_rows(queries, "queries")
     y = _as_rows(keys, "keys")
-    if q.f32.shape[1] != y.f32.shape[1]:
+    if q.shape[1] != y.shape[1]:
         raise DataError(
-            f"queries and keys: dimensions differ ({q.f32.shape[1]} vs {y.f32.shape[1]}); "
+            f"queries and keys: dimensions differ ({q.shape[1]} vs {y.shape[1]}); "
             "expected vectors of the same size"
         )
     return knn_rows(q, y, k=k, backend=backend, block_size=block_size, gpu_memory=gpu_memory)
@@ -837,7 +966,7 @@ def knn_rows(
     gpu_memory: int | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """:func:`knn` on prepared :class:`Rows` (cosine or inner product), float64 scores."""
-    nq = q.f32.shape[0]
+    nq = q.shape[0]
     m = len(y)
     if m == 0:
         raise DataError("keys: expected at least one row, got 0")

@@ -28,7 +28,7 @@ from xalign.metrics._knn import (
     top1_both_rows,
     top1_shifted,
 )
-from xalign.metrics._rows import normalize_rows
+from xalign.metrics._rows import float32_norms, normalize_rows
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -74,8 +74,10 @@ def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> Rows:
 
     A zero row (a cosine with it is undefined) raises DataError. Float32 and float16 input is
     normalised in float32 (:func:`~xalign.metrics._rows.normalize_rows`, componentwise error
-    :func:`~xalign.metrics._knn.rho_float32_normalised`); other dtypes and centring go through
-    float64, and centred rows are the ones scored.
+    :func:`~xalign.metrics._knn.rho_float32_normalised`); when every norm is in [2⁻²⁰, 2⁶⁰)
+    that copy is made on first use only, and the rows carry ``scaled`` (raw float32 rows and
+    norms) for :func:`~xalign.metrics._knn.top1_both_rows`. Other dtypes and centring go
+    through float64, and centred rows are the ones scored.
     """
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -86,6 +88,18 @@ def _unit_rows(x: ArrayLike, name: str, *, center: bool = False) -> Rows:
         raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     d = arr.shape[1]
     if not center and arr.dtype in (np.float32, np.float16):
+        raw = np.ascontiguousarray(arr, dtype=np.float32)
+        nu = float32_norms(raw)
+        if nu.min() >= 2.0**-20 and nu.max() < 2.0**60:  # NaN fails both
+            # normalize_rows' result, made only if a search needs it: a search of both
+            # directions scales the raw rows' scores instead (top1_both_rows)
+            return Rows(
+                lambda: raw / nu[:, None],
+                arr,
+                cosine=True,
+                rho=rho_float32_normalised(d),
+                scaled=(raw, nu),
+            )
         unit32 = normalize_rows(arr, zero="raise", what=name, dtype=np.float32)
         return Rows(unit32, arr, cosine=True, rho=rho_float32_normalised(d))
     out64 = np.array(arr, dtype=np.float64)
@@ -203,9 +217,9 @@ def _unit_pair(src: ArrayLike, tgt: ArrayLike, *, center: bool) -> tuple[Rows, R
 
 
 def _check_dims(xn: Rows, yn: Rows) -> None:
-    if xn.f32.shape[1] != yn.f32.shape[1]:
+    if xn.shape[1] != yn.shape[1]:
         raise DataError(
-            f"src and tgt: vector sizes differ ({xn.f32.shape[1]} vs {yn.f32.shape[1]}); "
+            f"src and tgt: vector sizes differ ({xn.shape[1]} vs {yn.shape[1]}); "
             "expected the same encoder layer on both sides"
         )
 
@@ -401,7 +415,7 @@ def _best(
 
         idx, top = top1_shifted(xn, yn, bwd_mean / 2, score, backend=backend, block_size=block_size)
         return idx, factor * top
-    d = xn.f32.shape[1]
+    d = xn.shape[1]
     # Targets are visited in float64 chunks and rows in blocks, so memory stays bounded by
     # one [block, chunk] score array plus one float64 chunk of targets, whatever n and m.
     chunk = max(1, min(m, _CHUNK_BYTES // (8 * d)))
@@ -454,25 +468,28 @@ def _numpy_blas() -> list[Any]:
     return _NUMPY_BLAS["libs"]
 
 
-@contextlib.contextmanager
-def _one_numpy_blas_thread() -> Any:
-    """One thread for numpy's BLAS inside the block: setting it directly costs a few
+class _one_numpy_blas_thread:  # a context manager, named like the function it replaced
+    """One thread for numpy's BLAS inside the ``with`` block: setting it directly costs a few
     microseconds, against ~0.1 ms for a threadpoolctl ``limit`` context (which also inspects
-    every library), a cost that counts on Tatoeba's many 100-row searches."""
-    libs = _numpy_blas()
-    old = [c.get_num_threads() for c in libs]
-    for c in libs:
-        c.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for c, n in zip(libs, old, strict=True):
+    every library), a cost that counts on Tatoeba's many 100-row searches (a class rather
+    than a generator context manager for the same reason)."""
+
+    __slots__ = ("libs", "old")
+
+    def __enter__(self) -> None:
+        self.libs = _numpy_blas()
+        self.old = [c.get_num_threads() for c in self.libs]
+        for c in self.libs:
+            c.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for c, n in zip(self.libs, self.old, strict=True):
             c.set_num_threads(n)
 
 
 def _retrieve_both(xn: Rows, yn: Rows, *, backend: str, **options: Any) -> dict[str, Any]:
     """:func:`_search_both` (same keywords), on one BLAS thread when the search is small."""
-    small = backend == "numpy" and len(xn) * len(yn) * xn.f32.shape[1] <= _ONE_THREAD_MACS
+    small = backend == "numpy" and len(xn) * len(yn) * xn.shape[1] <= _ONE_THREAD_MACS
     with _one_numpy_blas_thread() if small else contextlib.nullcontext():
         return _search_both(xn, yn, backend=backend, **options)
 

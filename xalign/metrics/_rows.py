@@ -12,7 +12,7 @@ from xalign.errors import DataError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ZeroRows", "normalize_rows"]
+__all__ = ["ZeroRows", "float32_norms", "normalize_rows"]
 
 #: What :func:`normalize_rows` does with an all-zero row (no direction, so no unit vector):
 #: ``"raise"`` a DataError naming the row (retrieval: a cosine with it is undefined),
@@ -57,7 +57,7 @@ def normalize_rows(
     if dtype is np.float32:
         out = np.ascontiguousarray(x, dtype=np.float32)
         _check_2d(out, what)
-        n32 = np.sqrt(np.einsum("ij,ij->i", out, out))
+        n32 = float32_norms(out)
         # Fast path: every norm finite and at least 2⁻²⁰ (NaN fails both tests). Otherwise
         # float64 sums: float32 squares overflowed, or underflowed (tiny rows), which would
         # break the relative error bound.
@@ -73,6 +73,21 @@ def normalize_rows(
     _check_2d(arr, what)
     norms = _zero_policy(np.linalg.norm(arr, axis=1), zero, what, note)
     return arr / norms[:, None]
+
+
+def float32_norms(x32: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Row norms of a 2-D float32 array from float32 sums of squares and a float32 square root:
+    what :func:`normalize_rows` with ``dtype=np.float32`` divides by when every norm is finite
+    and at least 2⁻²⁰ (NaN and infinity propagate; callers check). The sums are ``np.vecdot``
+    (numpy ≥ 2; half the time of ``einsum`` on 100 × 384 rows) or ``einsum``: any float32
+    summation order, which the error bound allows for."""
+    if _VECDOT is None:
+        return np.sqrt(np.einsum("ij,ij->i", x32, x32))
+    with np.errstate(over="ignore", invalid="ignore"):  # as quiet as einsum on overflow
+        return np.sqrt(_VECDOT(x32, x32))
+
+
+_VECDOT = getattr(np, "vecdot", None)
 
 
 def _check_2d(arr: NDArray[np.floating], what: str) -> None:
