@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
+from _machine import machine_line
 
 
 def floor_accuracy(a: np.ndarray, b: np.ndarray, block: int = 4096) -> tuple[float, float]:
@@ -122,6 +124,7 @@ def part1(store_path: str, backend: str, repeats: int = 1, layers: str = "all") 
     store = Store.open(store_path)
     rows = store.rows
     found, langs, chosen = _pairs(store, layers)
+    before = machine_line()
     arrays = [(A, B) for _, _, A, B in found]
     totals: dict[str, list[float]] = {"xalign": [], "floor": []}
     worst = 0.0
@@ -148,6 +151,8 @@ def part1(store_path: str, backend: str, repeats: int = 1, layers: str = "all") 
     n_searches = 2 * len(arrays)
     x, fl = statistics.median(totals["xalign"]), statistics.median(totals["floor"])
     ratios = [a / b for a, b in zip(totals["xalign"], totals["floor"], strict=True)]
+    print(before)
+    print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"part 1: {len(langs)} languages x {len(chosen)} layers x 2 directions = "
         f"{n_searches} searches over {len(rows):,} rows; backend {select_backend(backend)}; "
