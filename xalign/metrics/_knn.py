@@ -779,6 +779,8 @@ def _top1_both_scaled(q: Rows, k: Rows) -> tuple[NDArray[np.int64], NDArray[np.i
     fwd *= np.reciprocal(nu_k)
     if n == m:
         i1, v1, unsure = _top2(both, tol)
+        if not unsure.size:  # the usual case: every query decided by float32
+            return i1[:n], i1[n:]
         cut = np.searchsorted(unsure, n)
         f = (i1[:n], v1[:n], unsure[:cut])
         b = (i1[n:], v1[n:], unsure[cut:] - n)
