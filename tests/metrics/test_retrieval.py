@@ -574,3 +574,27 @@ def test_one_numpy_blas_thread_sets_and_restores_the_thread_count():
     with pytest.raises(RuntimeError), ret._one_numpy_blas_thread():
         raise RuntimeError("restored on errors too")
     assert counts() == before
+
+
+def test_one_numpy_blas_thread_sets_nothing_when_already_one(monkeypatch):
+    """Under the metrics command's single-thread block the pin costs one read, no writes;
+    otherwise it sets one thread and restores the count, on errors too."""
+    import xalign.metrics._retrieval as ret
+
+    class Fake:
+        def __init__(self, n):
+            self.n, self.sets = n, []
+
+        def get_num_threads(self):
+            return self.n
+
+        def set_num_threads(self, n):
+            self.sets.append(n)
+            self.n = n
+
+    one, two = Fake(1), Fake(2)
+    monkeypatch.setitem(ret._NUMPY_BLAS, "libs", [one, two])
+    with pytest.raises(RuntimeError), ret._one_numpy_blas_thread():
+        assert (one.n, two.n) == (1, 1)
+        raise RuntimeError("restored on errors too")
+    assert one.sets == [] and two.sets == [1, 2] and two.n == 2

@@ -479,12 +479,14 @@ class _one_numpy_blas_thread:  # a context manager, named like the function it r
     def __enter__(self) -> None:
         self.libs = _numpy_blas()
         self.old = [c.get_num_threads() for c in self.libs]
-        for c in self.libs:
-            c.set_num_threads(1)
+        for c, n in zip(self.libs, self.old, strict=True):
+            if n != 1:  # already one thread (the metrics command's workers): nothing to set
+                c.set_num_threads(1)
 
     def __exit__(self, *exc: object) -> None:
         for c, n in zip(self.libs, self.old, strict=True):
-            c.set_num_threads(n)
+            if n != 1:
+                c.set_num_threads(n)
 
 
 def _retrieve_both(xn: Rows, yn: Rows, *, backend: str, **options: Any) -> dict[str, Any]:
