@@ -94,12 +94,15 @@ def config_from_args(
     *,
     config_file: str | None,
     parser: argparse.ArgumentParser | None = None,
+    removed: dict[str, str] | None = None,
 ) -> T:
     """Build a config dataclass: its defaults, then the TOML file, then explicit flags.
 
     Flags must have been declared with ``default=argparse.SUPPRESS`` so only given ones appear.
     With ``parser``, every TOML value is checked by the rules of its flag
     (:func:`check_toml_value`), so a config file and the command line fail the same way.
+    ``removed`` maps keys that were options once to why they are gone: a config file that
+    still has one is refused with that reason, not as an unknown key.
     """
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
@@ -114,6 +117,9 @@ def config_from_args(
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
         data = data.get("extract", data) if cls.__name__ == "ExtractConfig" else data
+        gone = sorted(set(data) & set(removed or {}))
+        if gone and removed:
+            raise ConfigError(f"{path}: key {gone[0]!r}: {removed[gone[0]]}")
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(fields)}")

@@ -458,4 +458,6 @@ def test_removed_probe_warm_start_is_refused_with_the_reason(store, capsys, tmp_
     toml = tmp_path / "m.toml"
     toml.write_text("probe_warm_start = true\n", encoding="utf-8")
     assert main([str(store.path), "--config", str(toml)]) == 2
-    assert "unknown key(s) ['probe_warm_start']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{toml}: key 'probe_warm_start': --probe-warm-start was removed" in err
+    assert "test rows" in err and "unknown key" not in err

@@ -175,7 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "pivot", None) == "none":
             args.pivot = None
         try:
-            cfg = config_from_args(MetricsConfig, args, config_file=args.config, parser=parser)
+            cfg = config_from_args(
+                MetricsConfig,
+                args,
+                config_file=args.config,
+                parser=parser,
+                removed={"probe_warm_start": REMOVED_WARM_START},
+            )
         except ConfigError as e:
             # the dataclass checks some values itself: say which file they came from
             if args.config and str(args.config) not in str(e):
