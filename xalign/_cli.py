@@ -101,10 +101,15 @@ def config_from_args(
     Flags must have been declared with ``default=argparse.SUPPRESS`` so only given ones appear.
     With ``parser``, every TOML value is checked by the rules of its flag
     (:func:`check_toml_value`), so a config file and the command line fail the same way.
-    ``removed`` maps keys that were options once to why they are gone: a config file that
-    still has one is refused with that reason, not as an unknown key.
+    ``removed`` maps options that are gone (their ``dest``, which is also their config-file
+    key) to why: given as a flag (kept hidden in the parser) or as a key, they are refused
+    with that reason rather than as unknown.
     """
+    removed = removed or {}
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    given_removed = sorted(set(vars(args)) & set(removed))
+    if given_removed:
+        raise ConfigError(removed[given_removed[0]])
     values: dict[str, Any] = {}
     if config_file:
         path = Path(config_file)
@@ -117,8 +122,8 @@ def config_from_args(
         except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); TOML is UTF-8") from None
         data = data.get("extract", data) if cls.__name__ == "ExtractConfig" else data
-        gone = sorted(set(data) & set(removed or {}))
-        if gone and removed:
+        gone = sorted(set(data) & set(removed))
+        if gone:
             raise ConfigError(f"{path}: key {gone[0]!r}: {removed[gone[0]]}")
         unknown = sorted(set(data) - fields)
         if unknown:

@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"silhouette subsample (stratified) [default: {_D.sample_size}]",
     )
     p.add_argument("--cv", type=int, help=f"probe folds [default: {_D.cv}]")
-    # removed: refused with the reason (REMOVED_WARM_START) rather than as an unknown flag
-    p.add_argument("--probe-warm-start", dest="removed_warm_start", action="store_true",
+    # removed: refused with the reason (REMOVED_WARM_START, config_from_args) rather than as
+    # an unknown flag
+    p.add_argument("--probe-warm-start", dest="probe_warm_start", action="store_true",
                    help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument("--seed", type=int, help=f"seed for every sampled choice [default: {_D.seed}]")
     p.add_argument("--backend", choices=("auto", "numpy", "faiss", "faiss-gpu"),
@@ -170,8 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from xalign._io import check_output
 
-        if getattr(args, "removed_warm_start", False):
-            raise ConfigError(REMOVED_WARM_START)
         if getattr(args, "pivot", None) == "none":
             args.pivot = None
         try:
