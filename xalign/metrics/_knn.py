@@ -734,15 +734,13 @@ def _tol_scaled(q: Rows, y: Rows) -> NDArray[np.float64]:
     """
     assert q.scaled is not None and y.scaled is not None
     d = q.shape[1]
+    # scaled rows come from _unit_rows alone, with ρ = rho_float32_normalised(d) on both
+    # sides, so one (a, b) serves the queries of either side
+    assert q.rho == y.rho
+    a, b = _tol_scaled_terms(d, q.rho, y.rho)
     tol = np.concatenate((q.scaled[1], y.scaled[1]), dtype=np.float64)
-    terms_q, terms_y = _tol_scaled_terms(d, q.rho, y.rho), _tol_scaled_terms(d, y.rho, q.rho)
-    if terms_q == terms_y:  # the usual case: both sides normalised alike
-        tol *= terms_q[0]
-        tol += terms_q[1]
-    else:
-        for part, (a, b) in ((tol[: len(q)], terms_q), (tol[len(q) :], terms_y)):
-            part *= a
-            part += b
+    tol *= a
+    tol += b
     return tol
 
 
